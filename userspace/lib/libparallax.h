@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * libparallax: offline access to a dm-parallax blockstore from userspace.
+ *
+ * The on-disk format is defined only in dm-parallax/parallax-format.h;
+ * this library reads and writes it with pread/pwrite and validates every
+ * metadata block with the shared code in parallax-format.c before using
+ * it.  The offline tool allocates as host id 0: it never touches an
+ * extent whose catalogue entry names a holder.
+ *
+ * Errors: functions returning int return 0 on success and -1 on failure;
+ * functions returning a pointer return NULL on failure.  Either way
+ * plx_errmsg() then describes what went wrong (naming the block where
+ * a block is at fault) and plx_errkind() says whether the caller asked for
+ * something impossible (PLX_EK_USAGE) or the store is at fault / the
+ * object does not exist (PLX_EK_STORE).  Nothing is written to the
+ * device before every argument has been validated.
+ *
+ * Not thread-safe; one process at a time (the kernel target must not
+ * have the store open for writing while this library modifies it).
+ */
+#ifndef LIBPARALLAX_H
+#define LIBPARALLAX_H
+
+#include <stdio.h>
+#include "parallax-format.h"
+
+/* ---- Errors ------------------------------------------------------------ */
+
+enum plx_errkind {
+	PLX_EK_NONE = 0,
+	PLX_EK_USAGE,		/* bad argument: exit status 2 */
+	PLX_EK_STORE,		/* store problem, not found, I/O: status 1 */
+};
+
+const char *plx_errmsg(void);
+enum plx_errkind plx_errkind(void);
+void plx_seterr(enum plx_errkind kind, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- Numbers and sizes (util.c) ---------------------------------------- */
+
+/* Decimal u64, no sign, no junk.  Returns -1 (usage error) if malformed. */
+int plx_parse_u64(const char *s, u64 *out);
+/* Bytes with optional binary suffix K, M, G, T (KiB..TiB, "KiB" also ok). */
+int plx_parse_size(const char *s, u64 *out);
+/* "1.5 GiB" style for humans; returns buf. */
+char *plx_human_size(u64 bytes, char *buf, size_t len);
+/* Copy a NUL-padded on-disk string of at most len bytes into out. */
+void plx_copy_name(char *out, const char *disk, size_t len);
+u64 plx_now_ns(void);
+
+/* ---- Opening a store (store.c) ----------------------------------------- */
+
+#define PLX_BITMAP_DIRTY	1
+
+/* In-memory state of one non-system extent's allocation bitmap. */
+struct plx_extent_bm {
+	struct plx_bitmap_block *blk;	/* bitmap_blocks blocks, or NULL */
+	u8 *dirty;			/* per bitmap block */
+	enum plx_err err;		/* first verify error, PLX_OK if fine */
+	u64 err_block;
+	u64 hint;			/* next block offset to try */
+};
+
+enum plx_slot_state {
+	PLX_SLOT_FREE = 0,		/* no VDI magic */
+	PLX_SLOT_VDI,			/* valid record (maybe deleted) */
+	PLX_SLOT_BAD,			/* VDI magic but fails plx_vdi_check */
+};
+
+struct plx_slot {
+	enum plx_slot_state state;
+	enum plx_err err;		/* why PLX_SLOT_BAD */
+	struct plx_vdi_record rec;	/* valid when state == PLX_SLOT_VDI */
+};
+
+struct plx_store {
+	int fd;
+	bool writable;
+	const char *path;
+	u64 device_blocks;
+	struct plx_superblock sb;
+	struct plx_geometry geo;
+	u8 *ext_type;				/* nr_extents entries */
+	struct plx_catalogue_block *cat;	/* catalogue_blocks blocks */
+	enum plx_err *cat_err;			/* per catalogue block */
+	u8 *cat_dirty;
+	struct plx_slot *slots;			/* index = VDI id - 1 */
+	struct plx_extent_bm *bm;		/* per extent, lazily loaded */
+	u64 cur_ext[4];				/* allocator cursors per type */
+};
+
+#define PLX_OPEN_RDONLY	0
+#define PLX_OPEN_RDWR	1
+
+/* Size of a file or block device in whole blocks. */
+int plx_device_blocks(int fd, u64 *blocks);
+
+/*
+ * Open and validate: the superblock must pass plx_superblock_check() or
+ * the open fails.  Bad catalogue blocks and bad VDI records are recorded
+ * (cat_err[], slots[].state) so that check can report them; operations
+ * that need them fail.  plx_store_sane() fails if any catalogue block
+ * is bad, which every modifying command calls first.
+ */
+struct plx_store *plx_open(const char *path, int flags);
+void plx_close(struct plx_store *s);
+int plx_store_sane(struct plx_store *s);
+
+/* Write dirty bitmap and catalogue blocks, then fsync. */
+int plx_sync(struct plx_store *s);
+int plx_fsync(struct plx_store *s);
+
+/* Raw block I/O; errors name the block. */
+int plx_read_block(struct plx_store *s, u64 blocknr, void *buf);
+int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf);
+/* Read, seal-check against the store's UUID, report failures. */
+int plx_read_meta(struct plx_store *s, u64 blocknr, u32 magic, void *buf);
+/* Seal a metadata block and write it. */
+int plx_write_meta(struct plx_store *s, u64 blocknr, u32 magic, void *buf);
+
+/* ---- Formatting (format.c) --------------------------------------------- */
+
+struct plx_format_opts {
+	u64 extent_blocks;		/* 0 = PLX_DEFAULT_EXTENT_BLOCKS */
+	u64 registry_slots;		/* 0 = PLX_DEFAULT_REGISTRY_SLOTS */
+	bool force;			/* overwrite an existing blockstore */
+};
+
+int plx_format(const char *path, const struct plx_format_opts *o,
+	       struct plx_superblock *out_sb);
+
+/* ---- Allocation (alloc.c) ---------------------------------------------- */
+
+/* Load (and verify) the bitmap of extent @ext; NULL with error if bad. */
+struct plx_extent_bm *plx_bitmap_load(struct plx_store *s, u64 ext);
+bool plx_bitmap_test(struct plx_store *s, u64 blocknr);
+/*
+ * Allocate one block of @type (PLX_EXT_DATA or PLX_EXT_METADATA) from an
+ * unheld extent of that type, typing a free extent if needed.  The bitmap
+ * and catalogue change in memory only; plx_sync() writes them, which must
+ * happen before anything durable links the block.
+ */
+int plx_alloc(struct plx_store *s, enum plx_extent_type type, u64 *blocknr);
+
+/* ---- VDIs and names (vdi.c) -------------------------------------------- */
+
+/* The valid record of VDI @id, or NULL (error set) if free/bad/out of range. */
+struct plx_vdi_record *plx_vdi_get(struct plx_store *s, u64 id);
+bool plx_vdi_live(const struct plx_vdi_record *v);
+/* Seal and write @v to its registry slot (no fsync); updates s->slots. */
+int plx_vdi_write(struct plx_store *s, struct plx_vdi_record *v);
+/* "7" or "name" -> id of a live VDI. */
+int plx_resolve_vdi(struct plx_store *s, const char *arg, u64 *id);
+
+int plx_vdi_create(struct plx_store *s, const char *name, u64 size, u64 *id);
+int plx_vdi_delete(struct plx_store *s, u64 id);
+
+/* ---- Snapshots (snapshot.c) -------------------------------------------- */
+
+/* One snapshot record as found in a VDI's log chain. */
+struct plx_snap {
+	u64 vdi;
+	u64 log_block;			/* chain block holding the record */
+	unsigned int index;		/* record index in that block */
+	struct plx_snap_record rec;	/* copy of the on-disk (LE) record */
+};
+
+struct plx_snaplist {
+	u64 count;
+	struct plx_snap *snaps;		/* oldest first: snaps[i].seq == i+1 */
+	u64 nr_blocks;
+	u64 *blocks;			/* chain blocks, newest first */
+};
+
+/*
+ * Read and validate VDI @id's whole snapshot log chain: every block passes
+ * plx_snaplog_check(), seqs are consecutive from 1 to the record's
+ * snap_seq, and the chain is acyclic and no longer than it can be.
+ */
+int plx_snaplog_load(struct plx_store *s, u64 id, struct plx_snaplist *l);
+void plx_snaplist_free(struct plx_snaplist *l);
+
+/*
+ * "V@SEQ", "V@LABEL" (V an id or name) or "LABEL" -> snapshot of a live
+ * VDI.  Deleted snapshots resolve only if @allow_deleted.
+ */
+int plx_resolve_snap(struct plx_store *s, const char *arg,
+		     bool allow_deleted, struct plx_snap *out);
+/* Is @label used by a non-deleted snapshot of a live VDI? */
+int plx_label_in_use(struct plx_store *s, const char *label, bool *used);
+
+int plx_snapshot(struct plx_store *s, u64 id, const char *label, u64 *seq);
+/* Rewrite the record's log block in place (offline admin operations). */
+int plx_snap_delete(struct plx_store *s, const struct plx_snap *snap);
+int plx_snap_label(struct plx_store *s, const struct plx_snap *snap,
+		   const char *label);
+int plx_vdi_clone(struct plx_store *s, const char *name,
+		  const struct plx_snap *snap, u64 *id);
+
+/* ---- Radix trees (radix.c) --------------------------------------------- */
+
+/*
+ * Which extent type a pointer found in a node at @level must point into:
+ * level 0 entries are data blocks, higher levels' entries are nodes.
+ */
+enum plx_extent_type plx_child_type(unsigned int level);
+
+/* Map virtual block @vblock through tree @root; *pblock = 0 if sparse. */
+int plx_lookup(struct plx_store *s, u64 root, u8 height, u64 vblock,
+	       u64 *pblock);
+
+/*
+ * Visit every mapped data block of a tree in virtual-block order.  Bad
+ * pointers stop the walk with an error naming the node and entry.
+ */
+typedef int (*plx_map_fn)(void *arg, u64 vblock, u64 pblock);
+int plx_map_walk(struct plx_store *s, u64 root, u8 height,
+		 plx_map_fn fn, void *arg);
+
+/*
+ * Copy-on-write writer for one live VDI.  Node changes are cached and
+ * reach the disk in soft-update order at plx_writer_flush() (new blocks,
+ * bitmaps and catalogue, fsync, then the nodes modified in place, fsync).
+ */
+struct plx_writer;
+
+struct plx_writer *plx_writer_open(struct plx_store *s, u64 vdi_id);
+/* Write @len bytes at byte @off of block @vblock (off+len <= 4096). */
+int plx_writer_write(struct plx_writer *w, u64 vblock, const void *buf,
+		     unsigned int off, unsigned int len);
+/* Is @vblock sparse in the writer's current view? */
+int plx_writer_is_sparse(struct plx_writer *w, u64 vblock, bool *sparse);
+int plx_writer_flush(struct plx_writer *w);
+/* Flushes, then frees.  plx_writer_abort() frees without writing nodes. */
+int plx_writer_close(struct plx_writer *w);
+void plx_writer_abort(struct plx_writer *w);
+
+/* ---- Images (image.c) -------------------------------------------------- */
+
+struct plx_io_stats {
+	u64 bytes;			/* image size processed */
+	u64 blocks_written;		/* data blocks written / exported */
+	u64 blocks_sparse;		/* blocks skipped as holes */
+};
+
+/* Copy a raw image from @fd (regular file or pipe) into live VDI @id. */
+int plx_import(struct plx_store *s, u64 id, int fd, struct plx_io_stats *st);
+/*
+ * Write the image of tree @root (@size bytes) to @fd.  If @fd is a
+ * regular file it is truncated to @size and holes are left unwritten;
+ * otherwise zeros are streamed.
+ */
+int plx_export(struct plx_store *s, u64 root, u8 height, u64 size, int fd,
+	       struct plx_io_stats *st);
+
+/* ---- Consistency check (check.c) --------------------------------------- */
+
+struct plx_check_stats {
+	u64 problems;
+	u64 vdis;			/* live VDIs walked */
+	u64 snapshots;			/* snapshot trees walked */
+	u64 nodes;			/* distinct radix nodes reached */
+	u64 data_blocks;		/* distinct data blocks reached */
+	u64 log_blocks;
+	u64 allocated;			/* bits set, excluding bitmap blocks */
+	u64 garbage;			/* allocated but unreachable */
+};
+
+/* Called once per problem: @block is the block at fault (or ~0ULL). */
+typedef void (*plx_problem_fn)(void *arg, u64 block, const char *msg);
+
+/*
+ * Full consistency check of an open store (see check.c for the list).
+ * Returns 0 if it ran (stats->problems says whether the store is clean),
+ * -1 if it could not run (out of memory).
+ */
+int plx_check(struct plx_store *s, plx_problem_fn fn, void *arg,
+	      struct plx_check_stats *stats);
+
+/* ---- JSON output (json.c) ---------------------------------------------- */
+
+void plx_json_str(FILE *f, const char *s);
+
+#endif /* LIBPARALLAX_H */
