@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * parallax: administer a dm-parallax blockstore offline.  This file holds
+ * the subcommand dispatch and helpers; each cmd-*.c holds a subcommand,
+ * help.c their manual text.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+
+const char *cli_cmd = NULL;
+
+int cli_err(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "parallax: ");
+	if (cli_cmd)
+		fprintf(stderr, "%s: ", cli_cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int cli_liberr(void)
+{
+	return cli_err(plx_errkind() == PLX_EK_USAGE ? EXIT_USAGE : EXIT_STORE,
+		       "%s", plx_errmsg());
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	int c;
+
+	opterr = 0;
+	c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (c == '?' || c == ':') {
+		if (optopt && c == ':')
+			cli_err(EXIT_USAGE, "option -%c needs an argument",
+				optopt);
+		else if (optopt)
+			cli_err(EXIT_USAGE, "unknown option -%c (see parallax %s --help)",
+				optopt, cli_cmd);
+		else
+			cli_err(EXIT_USAGE, "unknown option or missing argument '%s' (see parallax %s --help)",
+				argv[optind - 1], cli_cmd);
+		return '?';
+	}
+	return c;
+}
+
+int cli_nargs(int argc, char **argv, int min, int max)
+{
+	int n = argc - optind;
+
+	if (n < min) {
+		cli_err(EXIT_USAGE, "missing argument (see parallax %s --help)",
+			cli_cmd);
+		return -1;
+	}
+	if (n > max) {
+		cli_err(EXIT_USAGE, "unexpected argument '%s' (see parallax %s --help)",
+			argv[optind + max],
+			cli_cmd);
+		return -1;
+	}
+	return 0;
+}
+
+struct plx_store *cli_open(const char *dev, bool write)
+{
+	struct plx_store *s = plx_open(dev, write ? PLX_OPEN_RDWR :
+						    PLX_OPEN_RDONLY);
+
+	if (!s)
+		cli_liberr();
+	return s;
+}
+
+void cli_time(u64 ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void cli_snap_id(const struct plx_snap *sn, char *buf, size_t len)
+{
+	snprintf(buf, len, "%llu@%llu", (unsigned long long)sn->vdi,
+		 (unsigned long long)le64_to_cpu(sn->rec.seq));
+}
+
+static void usage(FILE *f)
+{
+	const struct cli_cmd *c;
+
+	fprintf(f, "%s", cli_cmds[0].help);
+	fprintf(f, "COMMANDS\n");
+	for (c = &cli_cmds[1]; c->name; c++)
+		fprintf(f, "    %-9s %s\n", c->name, c->summary);
+	fprintf(f, "\nRun 'parallax COMMAND --help' for a command's manual.\n");
+}
+
+int cli_help(const char *name)
+{
+	const struct cli_cmd *c;
+
+	for (c = &cli_cmds[1]; c->name; c++) {
+		if (!strcmp(c->name, name)) {
+			fputs(c->help, stdout);
+			return EXIT_OK;
+		}
+	}
+	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	const struct cli_cmd *c;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		if (argc > 2 && !strcmp(argv[1], "help")) {
+			cli_cmd = argv[2];
+			if (cli_help(argv[2]))
+				return cli_err(EXIT_USAGE, "no such command");
+			return EXIT_OK;
+		}
+		usage(stdout);
+		return EXIT_OK;
+	}
+	for (c = &cli_cmds[1]; c->name; c++) {
+		if (!strcmp(c->name, argv[1])) {
+			cli_cmd = c->name;
+			optind = 1;
+			return c->fn(argc - 1, argv + 1);
+		}
+	}
+	return cli_err(EXIT_USAGE, "unknown command '%s' (see parallax --help)",
+		       argv[1]);
+}
