@@ -176,6 +176,9 @@ static int plx_run_flush(struct plx_export_ctx *x)
 		return 0;
 	if (off + bytes > x->size)
 		bytes = x->size - off;
+	/* Zeros first: the gap is emitted through the same buffer. */
+	if (!x->seekable && plx_emit_zeros(x, off))
+		return -1;
 	n = pread(x->s->fd, x->buf, bytes,
 		  (off_t)(x->run_p << PLX_BLOCK_SHIFT));
 	if (n != (ssize_t)bytes) {
@@ -193,7 +196,7 @@ static int plx_run_flush(struct plx_export_ctx *x)
 		}
 		return 0;
 	}
-	if (plx_emit_zeros(x, off) || plx_write_full(x->fd, x->buf, bytes))
+	if (plx_write_full(x->fd, x->buf, bytes))
 		return -1;
 	x->out_pos += bytes;
 	return 0;
