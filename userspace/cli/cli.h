@@ -39,6 +39,12 @@ int cli_help(const char *name);
 
 struct plx_store *cli_open(const char *dev, bool write);
 void cli_time(u64 ns, char *buf, size_t len);
+/*
+ * VDI|SNAPSHOT argument: with '@' a snapshot; else a VDI id or name, else
+ * a snapshot label.  A word that is both a name and a label is refused.
+ */
+int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
+		struct plx_snap *sn, bool *is_snap);
 /* "V@SEQ" for a snapshot. */
 void cli_snap_id(const struct plx_snap *sn, char *buf, size_t len);
 

@@ -74,6 +74,7 @@ int cmd_export(int argc, char **argv)
 	struct plx_snap sn;
 	const char *what, *file;
 	u64 id, root;
+	bool is_snap;
 	int ret, fd;
 
 	ret = only_help(argc, argv, 3);
@@ -84,17 +85,18 @@ int cmd_export(int argc, char **argv)
 	s = cli_open(argv[optind], false);
 	if (!s)
 		return EXIT_STORE;
-	if (!strchr(what, '@') && !plx_resolve_vdi(s, what, &id)) {
-		v = plx_vdi_get(s, id);
-		root = le64_to_cpu(v->root);
-	} else if (!plx_resolve_snap(s, what, false, &sn)) {
-		id = sn.vdi;
-		v = plx_vdi_get(s, id);
-		root = le64_to_cpu(sn.rec.root);
-	} else {
+	if (cli_resolve(s, what, &id, &sn, &is_snap)) {
 		ret = cli_liberr();
 		goto out;
 	}
+	if (is_snap)
+		id = sn.vdi;
+	v = plx_vdi_get(s, id);
+	if (!v) {
+		ret = cli_liberr();
+		goto out;
+	}
+	root = is_snap ? le64_to_cpu(sn.rec.root) : le64_to_cpu(v->root);
 	fd = strcmp(file, "-") ?
 	     open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : 1;
 	if (fd < 0) {

@@ -4,16 +4,6 @@
 
 #include "cli.h"
 
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 int cmd_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -98,6 +88,7 @@ int cmd_delete(int argc, char **argv)
 	struct plx_store *s;
 	struct plx_snap sn;
 	char sid[48];
+	bool is_snap;
 	u64 id;
 	int ret;
 
@@ -109,31 +100,22 @@ int cmd_delete(int argc, char **argv)
 	if (!s)
 		return EXIT_STORE;
 	if (strchr(arg, '@')) {
+		/* Deleted snapshots resolve, to say they are deleted already. */
 		ret = plx_resolve_snap(s, arg, true, &sn) ||
 		      plx_snap_delete(s, &sn);
 		goto snap;
 	}
-	if (!plx_resolve_vdi(s, arg, &id)) {
-		if (!all_digits(arg) && !plx_resolve_snap(s, arg, false, &sn)) {
-			ret = cli_err(EXIT_STORE,
-				      "'%s' is both a VDI name and a snapshot label; say VDI@LABEL or the VDI id",
-				      arg);
-			goto out;
-		}
+	if (cli_resolve(s, arg, &id, &sn, &is_snap)) {
+		ret = cli_liberr();
+		goto out;
+	}
+	if (!is_snap) {
 		if (plx_vdi_delete(s, id)) {
 			ret = cli_liberr();
 			goto out;
 		}
 		printf("deleted VDI %llu\n", (unsigned long long)id);
 		ret = EXIT_OK;
-		goto out;
-	}
-	if (all_digits(arg)) {
-		ret = cli_liberr();
-		goto out;
-	}
-	if (plx_resolve_snap(s, arg, false, &sn)) {
-		ret = cli_err(EXIT_STORE, "no VDI or snapshot named '%s'", arg);
 		goto out;
 	}
 	ret = plx_snap_delete(s, &sn);

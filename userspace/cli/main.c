@@ -83,6 +83,47 @@ struct plx_store *cli_open(const char *dev, bool write)
 	return s;
 }
 
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
+		struct plx_snap *sn, bool *is_snap)
+{
+	char why[512];
+
+	*is_snap = false;
+	if (strchr(arg, '@')) {
+		*is_snap = true;
+		return plx_resolve_snap(s, arg, false, sn);
+	}
+	if (!plx_resolve_vdi(s, arg, id)) {
+		if (!all_digits(arg) && !plx_resolve_snap(s, arg, false, sn)) {
+			plx_seterr(PLX_EK_STORE,
+				   "'%s' is both a VDI name and a snapshot label; say VDI@LABEL or the VDI's id",
+				   arg);
+			return -1;
+		}
+		return 0;
+	}
+	/* A damaged or deleted VDI named by id: that is the error. */
+	if (all_digits(arg))
+		return -1;
+	snprintf(why, sizeof(why), "%s", plx_errmsg());
+	if (!plx_resolve_snap(s, arg, false, sn)) {
+		*is_snap = true;
+		return 0;
+	}
+	plx_seterr(PLX_EK_STORE, "no VDI or snapshot named '%s'", arg);
+	return -1;
+}
+
 void cli_time(u64 ns, char *buf, size_t len)
 {
 	time_t t = (time_t)(ns / 1000000000ULL);

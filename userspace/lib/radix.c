@@ -240,12 +240,28 @@ static void plx_cache_dirty(struct plx_writer *w, struct plx_cnode *c)
 	}
 }
 
+static int plx_count_block(void *arg, u64 vblock, u64 pblock)
+{
+	(void)vblock;
+	(void)pblock;
+	(*(u64 *)arg)++;
+	return 0;
+}
+
 struct plx_writer *plx_writer_open(struct plx_store *s, u64 vdi_id)
 {
 	struct plx_vdi_record *v = plx_vdi_get_modifiable(s, vdi_id);
 	struct plx_writer *w;
+	u64 mapped = 0;
 
 	if (!v)
+		return NULL;
+	/*
+	 * Validate every pointer of the tree before the first write, so a
+	 * damaged tree is refused instead of half-written.
+	 */
+	if (plx_map_walk(s, le64_to_cpu(v->root), v->height,
+			 plx_count_block, &mapped))
 		return NULL;
 	w = calloc(1, sizeof(*w));
 	if (!w) {
