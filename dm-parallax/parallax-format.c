@@ -66,6 +66,14 @@ void plx_block_seal(void *block, u32 magic, u64 blocknr, const u8 *uuid)
 	h->crc = cpu_to_le32(plx_block_crc(block));
 }
 
+/* Recompute the crc after changing a block whose header is already set. */
+void plx_block_update_crc(void *block)
+{
+	struct plx_block_header *h = block;
+
+	h->crc = cpu_to_le32(plx_block_crc(block));
+}
+
 enum plx_err plx_block_verify(const void *block, u32 magic, u64 blocknr,
 			      const u8 *uuid)
 {
@@ -388,6 +396,7 @@ enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 EXPORT_SYMBOL_GPL(plx_strerror);
 EXPORT_SYMBOL_GPL(plx_crc32c);
 EXPORT_SYMBOL_GPL(plx_block_seal);
+EXPORT_SYMBOL_GPL(plx_block_update_crc);
 EXPORT_SYMBOL_GPL(plx_block_verify);
 EXPORT_SYMBOL_GPL(plx_bitmap_blocks_per_extent);
 EXPORT_SYMBOL_GPL(plx_catalogue_blocks_for);

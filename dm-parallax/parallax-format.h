@@ -275,6 +275,7 @@ struct plx_geometry {
 
 u32 plx_crc32c(const void *buf, size_t len);
 void plx_block_seal(void *block, u32 magic, u64 blocknr, const u8 *uuid);
+void plx_block_update_crc(void *block);
 enum plx_err plx_block_verify(const void *block, u32 magic, u64 blocknr,
 			      const u8 *uuid);
 

@@ -3,8 +3,10 @@
  * The data path: map a bio to the data block its virtual block resolves to.
  *
  * map() walks the radix tree only through nodes already in the dm-bufio
- * cache (dm_bufio_get never sleeps and is allowed in map context).  A walk
- * that misses is handed to the worker, which may read nodes from disk.
+ * cache (dm_bufio_get never sleeps and is allowed in map context), and
+ * remaps reads, and writes whose every link from the root is writable and
+ * durable.  Everything else goes to the worker: cache misses, writes that
+ * need a new block (parallax-cow.c), and bios that meet a pending node.
  * Data bios are remapped, never copied; sparse blocks read as zeros.
  */
 #include <linux/dm-bufio.h>
@@ -16,11 +18,12 @@
 struct plx_lookup {
 	u64 data;			/* data block; 0 = sparse */
 	bool writable;			/* every link from the root is writable */
+	bool pending;			/* a node on the path is pending */
 };
 
 void plx_fail(struct plx_target *t, const char *reason)
 {
-	if (t->mode == PLX_MODE_FAILED)
+	if (READ_ONCE(t->mode) == PLX_MODE_FAILED)
 		return;
 	DMERR("VDI %llu: failing: %s", t->vdi_id, reason);
 	t->fail_reason = reason;
@@ -28,26 +31,35 @@ void plx_fail(struct plx_target *t, const char *reason)
 	dm_table_event(t->ti->table);
 }
 
+void plx_wake_worker(struct plx_target *t)
+{
+	queue_work(t->wq, &t->worker);
+}
+
 /*
- * Walk from the root to the data block of @vblock.  Returns 0, -EWOULDBLOCK
+ * Walk from @root to the data block of @vblock.  Returns 0, -EWOULDBLOCK
  * when a node is not cached and @may_block is false, or -EIO.  Every
  * pointer is checked before it is followed: a corrupt node must never send
  * I/O outside the extents of the right type.
  */
-static int plx_lookup(struct plx_target *t, u64 vblock, bool may_block,
-		      struct plx_lookup *res)
+static int plx_lookup(struct plx_target *t, const __le64 *root, u64 vblock,
+		      bool may_block, struct plx_lookup *res)
 {
 	struct dm_bufio_client *bufio = t->store.bufio;
-	const __le64 *node = t->root_node;
+	const __le64 *node = root;
 	struct dm_buffer *b = NULL;
-	bool writable = true;
+	u64 blk = t->root;
 	int level;
 
+	res->writable = true;
+	res->pending = false;
 	for (level = t->height - 1; level >= 0; level--) {
 		u64 ptr = le64_to_cpu(READ_ONCE(node[plx_radix_index(vblock, level)]));
 		u64 addr = plx_ptr_addr(ptr);
 		enum plx_err err;
 
+		if (xa_load(&t->pending, blk))
+			res->pending = true;
 		if (b)
 			dm_bufio_release(b);
 		b = NULL;
@@ -56,19 +68,18 @@ static int plx_lookup(struct plx_target *t, u64 vblock, bool may_block,
 			res->writable = false;
 			return 0;
 		}
-		writable &= !plx_ptr_is_ro(ptr);
+		res->writable &= !plx_ptr_is_ro(ptr);
 		err = plx_check_addr(&t->store.geo, addr,
 				     level ? PLX_EXT_METADATA : PLX_EXT_DATA);
 		if (err) {
 			DMERR_LIMIT("VDI %llu: block %llu level %d: pointer %llx: %s",
 				    t->vdi_id, vblock, level, ptr,
 				    plx_strerror(err));
-			plx_fail(t, "corrupt radix node");
+			plx_fail(t, "corrupt_radix_node");
 			return -EIO;
 		}
 		if (!level) {
 			res->data = addr;
-			res->writable = writable;
 			return 0;
 		}
 		if (may_block)
@@ -82,8 +93,15 @@ static int plx_lookup(struct plx_target *t, u64 vblock, bool may_block,
 				    t->vdi_id, addr, PTR_ERR(node));
 			return -EIO;
 		}
+		blk = addr;
 	}
 	return -EIO;	/* height 0 is rejected at table load */
+}
+
+u64 plx_bio_vblock(struct plx_target *t, struct bio *bio)
+{
+	return dm_target_offset(t->ti, bio->bi_iter.bi_sector) >>
+	       (PLX_BLOCK_SHIFT - SECTOR_SHIFT);
 }
 
 static void plx_remap(struct plx_target *t, struct bio *bio, u64 data)
@@ -95,10 +113,44 @@ static void plx_remap(struct plx_target *t, struct bio *bio, u64 data)
 				 (offset & (PLX_SECTORS_PER_BLOCK - 1));
 }
 
-static u64 plx_bio_vblock(struct plx_target *t, struct bio *bio)
+/* Count @bio against the current root; returns that root. */
+static const __le64 *plx_epoch_get(struct plx_target *t, struct bio *bio)
 {
-	return dm_target_offset(t->ti, bio->bi_iter.bi_sector) >>
-	       (PLX_BLOCK_SHIFT - SECTOR_SHIFT);
+	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	const __le64 *root;
+
+	spin_lock(&t->epoch_lock);
+	pb->epoch = t->epoch & 1;
+	atomic_inc(&t->inflight[pb->epoch]);
+	root = t->root_node;
+	spin_unlock(&t->epoch_lock);
+	pb->counted = true;
+	return root;
+}
+
+static void plx_epoch_put(struct plx_target *t, struct bio *bio)
+{
+	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+	if (!pb->counted)
+		return;
+	pb->counted = false;
+	if (atomic_dec_and_test(&t->inflight[pb->epoch]) &&
+	    wq_has_sleeper(&t->epoch_wait))
+		wake_up(&t->epoch_wait);
+}
+
+/* Worker: send @bio to @data (or zeros), counted against the current root. */
+void plx_count_and_remap(struct plx_target *t, struct bio *bio, u64 data)
+{
+	plx_epoch_get(t, bio);
+	if (!data) {
+		zero_fill_bio(bio);
+		bio_endio(bio);
+		return;
+	}
+	plx_remap(t, bio, data);
+	dm_submit_bio_remap(bio, NULL);
 }
 
 static void plx_defer(struct plx_target *t, struct bio *bio)
@@ -106,31 +158,53 @@ static void plx_defer(struct plx_target *t, struct bio *bio)
 	spin_lock_irq(&t->lock);
 	bio_list_add(&t->deferred, bio);
 	spin_unlock_irq(&t->lock);
-	queue_work(t->wq, &t->worker);
+	plx_wake_worker(t);
 }
 
 int plx_map(struct dm_target *ti, struct bio *bio)
 {
+	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 	struct plx_target *t = ti->private;
+	bool write = op_is_write(bio_op(bio));
+	const __le64 *root;
 	struct plx_lookup res;
+	u64 vblock;
 	int r;
 
+	memset(pb, 0, sizeof(*pb));
+	pb->t = t;
 	if (bio->bi_opf & REQ_PREFLUSH) {
-		/* dm splits flushes off; an empty flush goes to the store. */
+		/*
+		 * dm sends flushes without data.  Every acknowledged write's
+		 * links were written before it was acknowledged, so a flush
+		 * of the store makes all of them durable.
+		 */
 		bio_set_dev(bio, t->store.dev->bdev);
 		return DM_MAPIO_REMAPPED;
 	}
-	if (READ_ONCE(t->mode) == PLX_MODE_FAILED || op_is_write(bio_op(bio)))
+	if (write && READ_ONCE(t->mode) != PLX_MODE_OK)
 		return DM_MAPIO_KILL;
 
-	r = plx_lookup(t, plx_bio_vblock(t, bio), false, &res);
-	if (r == -EWOULDBLOCK) {
+	vblock = plx_bio_vblock(t, bio);
+	root = plx_epoch_get(t, bio);
+	r = plx_lookup(t, root, vblock, false, &res);
+	if (!r) {
+		/* The walk may have seen a new link: check busy after it. */
+		smp_rmb();
+		if (xa_load(&t->busy, vblock))
+			r = -EWOULDBLOCK;
+		else if (write && (res.pending || !res.writable || !res.data))
+			r = -EWOULDBLOCK;
+	} else if (r == -EWOULDBLOCK) {
 		atomic64_inc(&t->cache_misses);
+	}
+	if (r) {
+		plx_epoch_put(t, bio);
+		if (r != -EWOULDBLOCK)
+			return DM_MAPIO_KILL;
 		plx_defer(t, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
-	if (r)
-		return DM_MAPIO_KILL;
 	atomic64_inc(&t->cache_hits);
 	if (!res.data) {
 		zero_fill_bio(bio);
@@ -141,34 +215,122 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 	return DM_MAPIO_REMAPPED;
 }
 
-static void plx_process_deferred(struct plx_target *t, struct bio *bio)
+int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	plx_epoch_put(ti->private, bio);
+	return DM_ENDIO_DONE;
+}
+
+static void plx_handle_read(struct plx_target *t, struct bio *bio)
 {
 	struct plx_lookup res;
 
-	if (plx_lookup(t, plx_bio_vblock(t, bio), true, &res)) {
+	if (plx_busy_park(t, bio, plx_bio_vblock(t, bio)))
+		return;
+	if (plx_lookup(t, t->root_node, plx_bio_vblock(t, bio), true, &res)) {
 		bio_io_error(bio);
 		return;
 	}
-	if (!res.data) {
-		zero_fill_bio(bio);
-		bio_endio(bio);
+	plx_count_and_remap(t, bio, res.data);
+}
+
+static void plx_process(struct plx_target *t, struct bio *bio,
+			struct bio_list *retry, struct bio_list *snap_parked)
+{
+	if (!op_is_write(bio_op(bio))) {
+		plx_handle_read(t, bio);
 		return;
 	}
-	plx_remap(t, bio, res.data);
-	dm_submit_bio_remap(bio, NULL);
+	/* Writes wait while a snapshot drains the commits in flight. */
+	if (READ_ONCE(t->snap)) {
+		bio_list_add(snap_parked, bio);
+		return;
+	}
+	plx_handle_write(t, bio, retry);
+}
+
+/* Bios that waited for space go round again once a grant has arrived. */
+static bool plx_retry_no_space(struct plx_target *t, struct bio_list *bios)
+{
+	if (bio_list_empty(&t->no_space))
+		return false;
+	if (!plx_alloc_free_blocks(&t->alloc, PLX_EXT_DATA) &&
+	    !plx_alloc_free_blocks(&t->alloc, PLX_EXT_METADATA))
+		return false;
+	bio_list_merge(bios, &t->no_space);
+	bio_list_init(&t->no_space);
+	return true;
 }
 
 void plx_worker(struct work_struct *ws)
 {
 	struct plx_target *t = container_of(ws, struct plx_target, worker);
-	struct bio_list bios;
+	struct bio_list bios, data_done, retry, snap_parked;
+	struct plx_pnode *p, *tmp;
+	unsigned long since;
+	LIST_HEAD(nodes);
 	struct bio *bio;
+	bool waited;
 
+	bio_list_init(&retry);
+	bio_list_init(&snap_parked);
 	spin_lock_irq(&t->lock);
 	bios = t->deferred;
 	bio_list_init(&t->deferred);
+	data_done = t->data_done;
+	bio_list_init(&t->data_done);
+	list_splice_init(&t->nodes_done, &nodes);
 	spin_unlock_irq(&t->lock);
 
-	while ((bio = bio_list_pop(&bios)))
-		plx_process_deferred(t, bio);
+	list_for_each_entry_safe(p, tmp, &nodes, done) {
+		list_del(&p->done);
+		plx_node_done(t, p, &retry);
+	}
+	while ((bio = bio_list_pop(&data_done))) {
+		plx_busy_done(t, bio, &retry);
+		plx_data_done(t, bio);
+	}
+
+	since = t->no_space_since;
+	waited = plx_retry_no_space(t, &retry);
+	bio_list_merge(&retry, &bios);
+	while ((bio = bio_list_pop(&retry)))
+		plx_process(t, bio, &retry, &snap_parked);
+	/* Going round again does not restart the no-space timeout. */
+	if (waited && !bio_list_empty(&t->no_space))
+		t->no_space_since = since;
+
+	plx_submit_queued(t);
+	plx_commit_ready(t);
+
+	if (!bio_list_empty(&snap_parked)) {
+		spin_lock_irq(&t->lock);
+		bio_list_merge(&snap_parked, &t->deferred);
+		t->deferred = snap_parked;
+		spin_unlock_irq(&t->lock);
+	}
+	if (plx_snapshot_run(t))
+		plx_wake_worker(t);
+}
+
+/*
+ * Once a second: give up on bios that have waited for space longer than
+ * the table allows.
+ */
+void plx_waker(struct work_struct *ws)
+{
+	struct plx_target *t = container_of(to_delayed_work(ws),
+					     struct plx_target, waker);
+	struct bio *bio;
+
+	if (!bio_list_empty(&t->no_space) && t->no_space_timeout &&
+	    time_after(jiffies, t->no_space_since + t->no_space_timeout * HZ)) {
+		DMERR_LIMIT("VDI %llu: no space for %u s, failing queued writes",
+			    t->vdi_id, t->no_space_timeout);
+		while ((bio = bio_list_pop(&t->no_space))) {
+			bio->bi_status = BLK_STS_NOSPC;
+			bio_endio(bio);
+		}
+	}
+	queue_delayed_work(t->wq, &t->waker, HZ);
 }

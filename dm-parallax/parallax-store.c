@@ -49,6 +49,20 @@ static int plx_store_read_catalogue(struct plx_store *s, char **error)
 	return 0;
 }
 
+/*
+ * Only allocation bitmaps are ever dirtied in dm-bufio: radix nodes, log
+ * blocks and VDI records are written by the target itself, in order.
+ * dm-bufio may write a dirty bitmap at any moment, so its crc is
+ * refreshed here, just before each write.
+ */
+static void plx_bufio_write_callback(struct dm_buffer *b)
+{
+	struct plx_block_header *h = dm_bufio_get_block_data(b);
+
+	if (!WARN_ON_ONCE(le32_to_cpu(h->magic) != PLX_MAGIC_BITMAP))
+		plx_block_update_crc(h);
+}
+
 int plx_store_open(struct dm_target *ti, struct plx_store *s,
 		   const char *path, unsigned long cache_bytes)
 {
@@ -65,8 +79,8 @@ int plx_store_open(struct dm_target *ti, struct plx_store *s,
 	}
 
 	s->bufio = dm_bufio_client_create(s->dev->bdev, PLX_BLOCK_SIZE,
-					  PLX_RESERVED_BUFFERS, 0, NULL, NULL,
-					  0);
+					  PLX_RESERVED_BUFFERS, 0, NULL,
+					  plx_bufio_write_callback, 0);
 	if (IS_ERR(s->bufio)) {
 		r = PTR_ERR(s->bufio);
 		s->bufio = NULL;

@@ -18,6 +18,9 @@
 
 #define PLX_DEFAULT_CACHE_MB	64
 #define PLX_MAX_CACHE_MB	(1U << 20)
+#define PLX_DEFAULT_HOST_ID	1
+#define PLX_DEFAULT_LOW_WATER	(4 * PLX_RESERVE_BATCH)
+#define PLX_DEFAULT_NO_SPACE_TIMEOUT 60
 
 /* Linux 6.5 turned the open mode from fmode_t into blk_mode_t. */
 #ifdef BLK_OPEN_WRITE
@@ -30,10 +33,16 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 			      struct dm_target *ti)
 {
 	static const struct dm_arg feature_count = {
-		0, 2, "Invalid number of optional arguments"
+		0, 9, "Invalid number of optional arguments"
 	};
 	static const struct dm_arg cache_mb = {
 		1, PLX_MAX_CACHE_MB, "Invalid cache_mb: expected 1..1048576"
+	};
+	static const struct dm_arg host_id = {
+		1, UINT_MAX, "Invalid host_id: expected 1..4294967295"
+	};
+	static const struct dm_arg timeout = {
+		0, 86400, "Invalid no_space_timeout: expected 0..86400 seconds"
 	};
 	unsigned int argc, val;
 	const char *name;
@@ -47,16 +56,39 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 	while (argc) {
 		name = dm_shift_arg(as);
 		argc--;
-		if (!strcasecmp(name, "cache_mb") && argc) {
-			r = dm_read_arg(&cache_mb, as, &val, &ti->error);
-			if (r)
-				return r;
-			argc--;
-			t->cache_bytes = (unsigned long)val << 20;
+		if (!strcasecmp(name, "read_only")) {
+			t->mode = PLX_MODE_READ_ONLY;
 			continue;
 		}
-		ti->error = "Unrecognised optional argument";
-		return -EINVAL;
+		if (!strcasecmp(name, "error_if_no_space")) {
+			t->error_if_no_space = true;
+			continue;
+		}
+		if (!argc) {
+			ti->error = "Optional argument is missing its value";
+			return -EINVAL;
+		}
+		argc--;
+		if (!strcasecmp(name, "cache_mb")) {
+			r = dm_read_arg(&cache_mb, as, &val, &ti->error);
+			t->cache_bytes = (unsigned long)val << 20;
+		} else if (!strcasecmp(name, "host_id")) {
+			r = dm_read_arg(&host_id, as, &val, &ti->error);
+			t->host_id = val;
+		} else if (!strcasecmp(name, "no_space_timeout")) {
+			r = dm_read_arg(&timeout, as, &val, &ti->error);
+			t->no_space_timeout = val;
+		} else if (!strcasecmp(name, "low_water")) {
+			if (kstrtoull(dm_shift_arg(as), 10, &t->low_water)) {
+				ti->error = "Invalid low_water: expected a block count";
+				r = -EINVAL;
+			}
+		} else {
+			ti->error = "Unrecognised optional argument";
+			r = -EINVAL;
+		}
+		if (r)
+			return r;
 	}
 	return 0;
 }
@@ -81,16 +113,115 @@ static int plx_load_root(struct plx_target *t, struct dm_target *ti)
 	return 0;
 }
 
+/*
+ * The VDI record is written last when a snapshot is taken, so its log
+ * head must be valid and end with the record's sequence number.  If not,
+ * the device did not honour the write ordering, and the store needs
+ * checking before anything writes to it.
+ */
+static int plx_check_snaplog_head(struct plx_target *t, struct dm_target *ti)
+{
+	u64 head = le64_to_cpu(t->vdi.snaplog_head);
+	const struct plx_snaplog_block *l;
+	struct dm_buffer *b;
+	enum plx_err err;
+	u32 count;
+
+	if (!head)
+		return 0;
+	l = dm_bufio_read(t->store.bufio, head, &b);
+	if (IS_ERR(l)) {
+		ti->error = "Cannot read the VDI's snapshot log";
+		return PTR_ERR(l);
+	}
+	err = plx_snaplog_check(&t->store.geo, l, head, t->vdi_id);
+	count = le32_to_cpu(l->count);
+	if (!err && le64_to_cpu(l->rec[count - 1].seq) != le64_to_cpu(t->vdi.snap_seq))
+		err = PLX_E_SNAPLOG_FIELD;
+	dm_bufio_release(b);
+	dm_bufio_forget(t->store.bufio, head);
+	if (err) {
+		DMERR("VDI %llu: snapshot log block %llu: %s", t->vdi_id, head,
+		      plx_strerror(err));
+		ti->error = "VDI's snapshot log is incomplete or corrupt; run parallax check";
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 static void plx_dtr(struct dm_target *ti)
 {
 	struct plx_target *t = ti->private;
+	struct plx_busy *busy;
+	unsigned long index;
 
-	if (t->wq)
+	if (t->wq) {
+		cancel_delayed_work_sync(&t->waker);
 		destroy_workqueue(t->wq);
+	}
+	plx_commit_abort_all(t);
+	xa_for_each(&t->busy, index, busy)
+		kfree(busy);
+	xa_destroy(&t->busy);
+	xa_destroy(&t->pending);
 	if (t->root_buf)
 		dm_bufio_release(t->root_buf);
+	plx_alloc_destroy(&t->alloc);
 	plx_store_close(ti, &t->store);
 	kfree(t);
+}
+
+static void plx_target_init(struct plx_target *t, struct dm_target *ti)
+{
+	t->ti = ti;
+	t->cache_bytes = (unsigned long)PLX_DEFAULT_CACHE_MB << 20;
+	t->host_id = PLX_DEFAULT_HOST_ID;
+	t->low_water = PLX_DEFAULT_LOW_WATER;
+	t->no_space_timeout = PLX_DEFAULT_NO_SPACE_TIMEOUT;
+	spin_lock_init(&t->epoch_lock);
+	init_waitqueue_head(&t->epoch_wait);
+	spin_lock_init(&t->lock);
+	bio_list_init(&t->deferred);
+	bio_list_init(&t->data_done);
+	bio_list_init(&t->no_space);
+	INIT_LIST_HEAD(&t->nodes_done);
+	INIT_LIST_HEAD(&t->commits);
+	INIT_LIST_HEAD(&t->to_write);
+	xa_init(&t->pending);
+	xa_init(&t->busy);
+	mutex_init(&t->message_lock);
+	INIT_WORK(&t->worker, plx_worker);
+	INIT_DELAYED_WORK(&t->waker, plx_waker);
+	plx_alloc_init(&t->alloc, &t->store);
+	if (!(dm_table_get_mode(ti->table) & PLX_OPEN_WRITE))
+		t->mode = PLX_MODE_READ_ONLY;
+}
+
+static int plx_load_vdi(struct plx_target *t, struct dm_target *ti)
+{
+	int r;
+
+	r = plx_store_read_vdi(&t->store, t->vdi_id, &t->vdi, &ti->error);
+	if (r)
+		return r;
+	if (le64_to_cpu(t->vdi.flags) & PLX_VDI_DELETED) {
+		ti->error = "VDI is deleted";
+		return -ENOENT;
+	}
+	if (ti->len > le64_to_cpu(t->vdi.size) >> SECTOR_SHIFT) {
+		ti->error = "Table length exceeds the VDI size";
+		return -EINVAL;
+	}
+	if (t->mode == PLX_MODE_OK && le32_to_cpu(t->vdi.holder) != t->host_id) {
+		DMERR("VDI %llu is held by host %u; this table is host %u",
+		      t->vdi_id, le32_to_cpu(t->vdi.holder), t->host_id);
+		ti->error = "VDI is not claimed by this host (see parallax attach)";
+		return -EPERM;
+	}
+	r = plx_check_snaplog_head(t, ti);
+	if (r)
+		return r;
+	return plx_load_root(t, ti);
 }
 
 /*
@@ -108,24 +239,13 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Expected: <blockstore dev> <vdi id> [<#opt args> <opt args>...]";
 		return -EINVAL;
 	}
-	if (dm_table_get_mode(ti->table) & PLX_OPEN_WRITE) {
-		ti->error = "Read-write attach is not supported yet; load the table read-only";
-		return -EROFS;
-	}
-
 	t = kzalloc(sizeof(*t), GFP_KERNEL);
 	if (!t) {
 		ti->error = "Out of memory";
 		return -ENOMEM;
 	}
 	ti->private = t;
-	t->ti = ti;
-	t->cache_bytes = (unsigned long)PLX_DEFAULT_CACHE_MB << 20;
-	spin_lock_init(&t->lock);
-	bio_list_init(&t->deferred);
-	INIT_WORK(&t->worker, plx_worker);
-	atomic64_set(&t->cache_hits, 0);
-	atomic64_set(&t->cache_misses, 0);
+	plx_target_init(t, ti);
 
 	dev_path = dm_shift_arg(&as);
 	if (sscanf(dm_shift_arg(&as), "%llu%c", &t->vdi_id, &dummy) != 1) {
@@ -140,20 +260,13 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = plx_store_open(ti, &t->store, dev_path, t->cache_bytes);
 	if (r)
 		goto bad;
-	r = plx_store_read_vdi(&t->store, t->vdi_id, &t->vdi, &ti->error);
-	if (r)
-		goto bad;
-	if (le64_to_cpu(t->vdi.flags) & PLX_VDI_DELETED) {
-		ti->error = "VDI is deleted";
-		r = -ENOENT;
+	t->alloc.host_id = t->host_id;
+	if (t->store.geo.nr_blocks > ULONG_MAX) {
+		ti->error = "Blockstore too large for this architecture";
+		r = -EFBIG;
 		goto bad;
 	}
-	if (ti->len > le64_to_cpu(t->vdi.size) >> SECTOR_SHIFT) {
-		ti->error = "Table length exceeds the VDI size";
-		r = -EINVAL;
-		goto bad;
-	}
-	r = plx_load_root(t, ti);
+	r = plx_load_vdi(t, ti);
 	if (r)
 		goto bad;
 
@@ -169,6 +282,7 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 	ti->num_flush_bios = 1;
+	ti->per_io_data_size = sizeof(struct plx_bio);
 	ti->accounts_remapped_io = true;
 	return 0;
 
@@ -177,9 +291,153 @@ bad:
 	return r;
 }
 
-static const char *plx_mode_name(enum plx_mode mode)
+static void plx_resume(struct dm_target *ti)
 {
-	return mode == PLX_MODE_FAILED ? "failed" : "ro";
+	struct plx_target *t = ti->private;
+
+	queue_delayed_work(t->wq, &t->waker, HZ);
+}
+
+static void plx_postsuspend(struct dm_target *ti)
+{
+	struct plx_target *t = ti->private;
+
+	cancel_delayed_work_sync(&t->waker);
+	flush_workqueue(t->wq);
+}
+
+static int plx_message_extent(struct plx_target *t, bool grant,
+			      const char *arg)
+{
+	char result[128];
+	u64 extent;
+	int r;
+
+	if (kstrtoull(arg, 10, &extent)) {
+		DMERR("VDI %llu: invalid extent number '%s'", t->vdi_id, arg);
+		return -EINVAL;
+	}
+	if (grant)
+		r = plx_alloc_grant(&t->alloc, extent, result, sizeof(result));
+	else
+		r = plx_alloc_release(&t->alloc, extent, result, sizeof(result));
+	if (r) {
+		DMERR("VDI %llu: %s", t->vdi_id, result);
+		return r;
+	}
+	if (grant) {
+		/* Space may be what queued writes were waiting for. */
+		t->low_water_signalled = false;
+		plx_wake_worker(t);
+	}
+	return 0;
+}
+
+static int plx_message_snapshot(struct plx_target *t, unsigned int argc,
+				char **argv, char *result, unsigned int maxlen)
+{
+	char label[PLX_LABEL_LEN] = "";
+	unsigned int sz = 0;
+	u64 seq;
+	int r;
+
+	if (argc > 2) {
+		DMERR("VDI %llu: usage: snapshot [<label>]", t->vdi_id);
+		return -EINVAL;
+	}
+	if (argc == 2) {
+		if (strscpy_pad(label, argv[1], sizeof(label)) < 0 ||
+		    plx_name_check(label, sizeof(label))) {
+			DMERR("VDI %llu: invalid snapshot label '%s'", t->vdi_id,
+			      argv[1]);
+			return -EINVAL;
+		}
+	}
+	if (READ_ONCE(t->mode) != PLX_MODE_OK) {
+		DMERR("VDI %llu: cannot snapshot a %s device", t->vdi_id,
+		      t->mode == PLX_MODE_READ_ONLY ? "read-only" : "failed");
+		return -EROFS;
+	}
+	r = plx_snapshot(t, label[0] ? label : NULL, &seq);
+	if (r) {
+		DMERR("VDI %llu: snapshot failed: %d", t->vdi_id, r);
+		return r;
+	}
+	DMEMIT("%llu@%llu", t->vdi_id, seq);
+	return 1;
+}
+
+static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
+		       char *result, unsigned int maxlen)
+{
+	struct plx_target *t = ti->private;
+	int r = -EINVAL;
+
+	mutex_lock(&t->message_lock);
+	if (!strcasecmp(argv[0], "snapshot"))
+		r = plx_message_snapshot(t, argc, argv, result, maxlen);
+	else if (!strcasecmp(argv[0], "add_extent") && argc == 2)
+		r = plx_message_extent(t, true, argv[1]);
+	else if (!strcasecmp(argv[0], "release_extent") && argc == 2)
+		r = plx_message_extent(t, false, argv[1]);
+	else
+		DMERR("VDI %llu: unknown or malformed message '%s'", t->vdi_id,
+		      argv[0]);
+	mutex_unlock(&t->message_lock);
+	return r;
+}
+
+static const char *plx_mode_name(struct plx_target *t)
+{
+	switch (READ_ONCE(t->mode)) {
+	case PLX_MODE_READ_ONLY:
+		return "read_only";
+	case PLX_MODE_FAILED:
+		return "failed";
+	default:
+		return bio_list_empty(&t->no_space) ? "ok" : "out_of_space";
+	}
+}
+
+static void plx_emit_table(struct plx_target *t, char *result,
+			   unsigned int maxlen)
+{
+	unsigned int sz = 0, n = 0;
+	char opts[160];
+	int len = 0;
+
+#define PLX_OPT(fmt, ...) do {						\
+		len += scnprintf(opts + len, sizeof(opts) - len, fmt, ##__VA_ARGS__); \
+	} while (0)
+	if (t->cache_bytes != (unsigned long)PLX_DEFAULT_CACHE_MB << 20) {
+		PLX_OPT(" cache_mb %lu", t->cache_bytes >> 20);
+		n += 2;
+	}
+	if (t->host_id != PLX_DEFAULT_HOST_ID) {
+		PLX_OPT(" host_id %u", t->host_id);
+		n += 2;
+	}
+	if (t->low_water != PLX_DEFAULT_LOW_WATER) {
+		PLX_OPT(" low_water %llu", t->low_water);
+		n += 2;
+	}
+	if (t->no_space_timeout != PLX_DEFAULT_NO_SPACE_TIMEOUT) {
+		PLX_OPT(" no_space_timeout %u", t->no_space_timeout);
+		n += 2;
+	}
+	if (t->error_if_no_space) {
+		PLX_OPT(" error_if_no_space");
+		n++;
+	}
+	if (t->mode == PLX_MODE_READ_ONLY &&
+	    (dm_table_get_mode(t->ti->table) & PLX_OPEN_WRITE)) {
+		PLX_OPT(" read_only");
+		n++;
+	}
+#undef PLX_OPT
+	DMEMIT("%s %llu", t->store.dev->name, t->vdi_id);
+	if (n)
+		DMEMIT(" %u%s", n, opts);
 }
 
 static void plx_status(struct dm_target *ti, status_type_t type,
@@ -187,18 +445,22 @@ static void plx_status(struct dm_target *ti, status_type_t type,
 		       unsigned int maxlen)
 {
 	struct plx_target *t = ti->private;
+	struct plx_alloc *a = &t->alloc;
 	unsigned int sz = 0;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%s %lld %lld", plx_mode_name(READ_ONCE(t->mode)),
+		DMEMIT("%s %llu %llu %llu %llu %u %llu %lld %lld %s",
+		       plx_mode_name(t), a->used[0], a->used[1],
+		       plx_alloc_free_blocks(a, PLX_EXT_DATA),
+		       plx_alloc_free_blocks(a, PLX_EXT_METADATA),
+		       a->nr_grants, t->snapshots_taken,
 		       atomic64_read(&t->cache_hits),
-		       atomic64_read(&t->cache_misses));
+		       atomic64_read(&t->cache_misses),
+		       t->mode == PLX_MODE_FAILED ? t->fail_reason : "-");
 		break;
 	case STATUSTYPE_TABLE:
-		DMEMIT("%s %llu", t->store.dev->name, t->vdi_id);
-		if (t->cache_bytes != (unsigned long)PLX_DEFAULT_CACHE_MB << 20)
-			DMEMIT(" 2 cache_mb %lu", t->cache_bytes >> 20);
+		plx_emit_table(t, result, maxlen);
 		break;
 	case STATUSTYPE_IMA:
 		*result = '\0';
@@ -222,11 +484,15 @@ static void plx_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type plx_target_type = {
 	.name = "parallax",
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = plx_ctr,
 	.dtr = plx_dtr,
 	.map = plx_map,
+	.end_io = plx_end_io,
+	.postsuspend = plx_postsuspend,
+	.resume = plx_resume,
+	.message = plx_message,
 	.status = plx_status,
 	.iterate_devices = plx_iterate_devices,
 	.io_hints = plx_io_hints,

@@ -6,37 +6,87 @@
 #define PARALLAX_TARGET_H
 
 #include <linux/bio.h>
+#include <linux/completion.h>
+#include <linux/mutex.h>
 #include <linux/spinlock.h>
+#include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
+#include "parallax-alloc.h"
+#include "parallax-commit.h"
 #include "parallax-store.h"
 
 enum plx_mode {
 	PLX_MODE_OK,
-	PLX_MODE_FAILED,
+	PLX_MODE_READ_ONLY,		/* the table was loaded read-only */
+	PLX_MODE_FAILED,		/* corruption or a write error */
+};
+
+/* Bios waiting for the new data block of a virtual block to be written. */
+struct plx_busy {
+	struct bio_list waiters;
+};
+
+struct plx_snap_request {
+	const char *label;
+	struct completion done;
+	int error;
+	u64 seq;
 };
 
 struct plx_target {
 	struct dm_target *ti;
 	struct plx_store store;
-	struct plx_vdi_record vdi;	/* as read at table load */
+	struct plx_alloc alloc;
+	struct plx_vdi_record vdi;	/* as last written */
 	u64 vdi_id;
+
+	/* Table options. */
 	unsigned long cache_bytes;
+	u32 host_id;
+	u64 low_water;
+	bool error_if_no_space;
+	unsigned int no_space_timeout;	/* seconds; 0 = wait for ever */
 
-	u64 root;			/* block number of the radix root */
-	struct dm_buffer *root_buf;	/* held for the target's lifetime */
+	/*
+	 * The radix root, held in the cache for the target's lifetime.
+	 * map() reads these under epoch_lock and counts the bios it remaps
+	 * against the epoch, so that a snapshot can wait for every bio that
+	 * walked the old root.
+	 */
+	spinlock_t epoch_lock;
+	u64 root;
 	const __le64 *root_node;
+	struct dm_buffer *root_buf;
+	unsigned int epoch;
+	atomic_t inflight[2];
+	wait_queue_head_t epoch_wait;
 	u8 height;
-	u64 nr_vblocks;			/* table length in blocks */
 
-	/* Lookups that missed the cache wait here for the worker. */
+	/* Worker-only state. */
+	struct xarray pending;		/* blocknr -> struct plx_pnode */
+	struct xarray busy;		/* vblock -> bios waiting on a new block */
+	struct list_head commits;
+	struct list_head to_write;
+	struct bio_list no_space;
+	unsigned long no_space_since;
+	bool low_water_signalled;
+	struct plx_snap_request *snap;	/* set under lock by the message */
+	u64 snapshots_taken;
+
+	/* Events for the worker, under lock (taken from completion context). */
 	spinlock_t lock;
 	struct bio_list deferred;
+	struct bio_list data_done;
+	struct list_head nodes_done;
 	struct workqueue_struct *wq;
 	struct work_struct worker;
+	struct delayed_work waker;
 
+	struct mutex message_lock;
 	enum plx_mode mode;
-	const char *fail_reason;
+	const char *fail_reason;	/* one word, for the status line */
 
 	atomic64_t cache_hits;
 	atomic64_t cache_misses;
@@ -44,7 +94,23 @@ struct plx_target {
 
 /* parallax-map.c */
 int plx_map(struct dm_target *ti, struct bio *bio);
+int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void plx_worker(struct work_struct *ws);
+void plx_waker(struct work_struct *ws);
 void plx_fail(struct plx_target *t, const char *reason);
+void plx_wake_worker(struct plx_target *t);
+u64 plx_bio_vblock(struct plx_target *t, struct bio *bio);
+void plx_count_and_remap(struct plx_target *t, struct bio *bio, u64 data);
+
+/* parallax-cow.c */
+void plx_handle_write(struct plx_target *t, struct bio *bio,
+		      struct bio_list *retry);
+void plx_busy_done(struct plx_target *t, struct bio *bio,
+		   struct bio_list *retry);
+bool plx_busy_park(struct plx_target *t, struct bio *bio, u64 vblock);
+
+/* parallax-snapshot.c */
+int plx_snapshot(struct plx_target *t, const char *label, u64 *seq);
+bool plx_snapshot_run(struct plx_target *t);
 
 #endif

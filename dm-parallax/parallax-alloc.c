@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Allocation.  A host may allocate only inside extents whose catalogue
+ * entry names it as holder; the helper grants such extents to the target
+ * with the add_extent message.  Each granted extent's bitmap is mirrored
+ * in memory; blocks move from there into a small reserve whose bits are
+ * written (and flushed) before any of its blocks is handed out.
+ */
+#include <linux/bitmap.h>
+#include <linux/dm-bufio.h>
+#include <linux/slab.h>
+
+#include "parallax-alloc.h"
+
+#define DM_MSG_PREFIX "parallax"
+
+struct plx_grant {
+	struct list_head list;
+	u64 extent;
+	enum plx_extent_type type;
+	unsigned long *map;		/* bit set = allocated */
+	u64 cursor;
+	u64 free;
+};
+
+void plx_alloc_init(struct plx_alloc *a, struct plx_store *s)
+{
+	memset(a, 0, sizeof(*a));
+	a->store = s;
+	mutex_init(&a->lock);
+	INIT_LIST_HEAD(&a->grants);
+}
+
+static void plx_grant_free(struct plx_grant *g)
+{
+	bitmap_free(g->map);
+	kfree(g);
+}
+
+void plx_alloc_destroy(struct plx_alloc *a)
+{
+	struct plx_grant *g, *tmp;
+
+	list_for_each_entry_safe(g, tmp, &a->grants, list) {
+		list_del(&g->list);
+		plx_grant_free(g);
+	}
+	mutex_destroy(&a->lock);
+}
+
+static struct plx_grant *plx_find_grant(struct plx_alloc *a, u64 extent)
+{
+	struct plx_grant *g;
+
+	list_for_each_entry(g, &a->grants, list)
+		if (g->extent == extent)
+			return g;
+	return NULL;
+}
+
+/* Read the catalogue entry of @extent from disk, not from the cache. */
+static int plx_read_extent_entry(struct plx_store *s, u64 extent,
+				 struct plx_extent_entry *out)
+{
+	u64 index = extent / PLX_CATALOGUE_PER_BLOCK;
+	u64 blocknr = s->geo.catalogue_start + index;
+	const struct plx_catalogue_block *cb;
+	struct dm_buffer *b;
+	enum plx_err err;
+
+	dm_bufio_forget(s->bufio, blocknr);
+	cb = dm_bufio_read(s->bufio, blocknr, &b);
+	if (IS_ERR(cb))
+		return PTR_ERR(cb);
+	err = plx_catalogue_check(&s->geo, cb, index);
+	if (!err)
+		*out = cb->entries[extent % PLX_CATALOGUE_PER_BLOCK];
+	dm_bufio_release(b);
+	dm_bufio_forget(s->bufio, blocknr);
+	if (err) {
+		DMERR("catalogue block %llu: %s", blocknr, plx_strerror(err));
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+static int plx_load_bitmap(struct plx_store *s, struct plx_grant *g)
+{
+	u64 start = g->extent << s->geo.extent_shift;
+	u64 i, nbits = s->geo.extent_blocks;
+
+	for (i = 0; i < s->geo.bitmap_blocks; i++) {
+		const struct plx_bitmap_block *bb;
+		u64 first = i * PLX_BITS_PER_BITMAP;
+		struct dm_buffer *b;
+		enum plx_err err;
+		u64 bit;
+
+		dm_bufio_forget(s->bufio, start + i);
+		bb = dm_bufio_read(s->bufio, start + i, &b);
+		if (IS_ERR(bb))
+			return PTR_ERR(bb);
+		err = plx_block_verify(bb, PLX_MAGIC_BITMAP, start + i,
+				       s->geo.uuid);
+		if (err) {
+			dm_bufio_release(b);
+			DMERR("bitmap block %llu: %s", start + i,
+			      plx_strerror(err));
+			return -EUCLEAN;
+		}
+		for (bit = 0; bit < PLX_BITS_PER_BITMAP && first + bit < nbits; bit++)
+			if (bb->bits[bit / 8] & (1U << (bit % 8)))
+				__set_bit(first + bit, g->map);
+		dm_bufio_release(b);
+	}
+	/* The bitmap's own blocks are never free, whatever the bits say. */
+	bitmap_set(g->map, 0, s->geo.bitmap_blocks);
+	g->free = nbits - bitmap_weight(g->map, nbits);
+	g->cursor = s->geo.bitmap_blocks;
+	return 0;
+}
+
+int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
+		    unsigned int maxlen)
+{
+	struct plx_store *s = a->store;
+	struct plx_extent_entry e;
+	struct plx_grant *g;
+	int r;
+
+	if (extent < s->geo.system_extents || extent >= s->geo.nr_extents) {
+		snprintf(result, maxlen, "extent %llu is out of range", extent);
+		return -EINVAL;
+	}
+	mutex_lock(&a->lock);
+	if (plx_find_grant(a, extent)) {
+		snprintf(result, maxlen, "extent %llu is already granted", extent);
+		r = -EEXIST;
+		goto out;
+	}
+	r = plx_read_extent_entry(s, extent, &e);
+	if (r) {
+		snprintf(result, maxlen, "cannot read the catalogue entry of extent %llu",
+			 extent);
+		goto out;
+	}
+	if (le32_to_cpu(e.holder) != a->host_id) {
+		snprintf(result, maxlen,
+			 "extent %llu is held by host %u, not by this host (%u)",
+			 extent, le32_to_cpu(e.holder), a->host_id);
+		r = -EPERM;
+		goto out;
+	}
+	if (e.type != PLX_EXT_DATA && e.type != PLX_EXT_METADATA) {
+		snprintf(result, maxlen,
+			 "extent %llu is not typed data or metadata", extent);
+		r = -EINVAL;
+		goto out;
+	}
+
+	r = -ENOMEM;
+	g = kzalloc(sizeof(*g), GFP_KERNEL);
+	if (!g)
+		goto out;
+	g->map = bitmap_zalloc(s->geo.extent_blocks, GFP_KERNEL);
+	if (!g->map) {
+		kfree(g);
+		goto out;
+	}
+	g->extent = extent;
+	g->type = e.type;
+	r = plx_load_bitmap(s, g);
+	if (r) {
+		snprintf(result, maxlen, "extent %llu has a corrupt bitmap", extent);
+		plx_grant_free(g);
+		goto out;
+	}
+	s->ext_type[extent] = e.type;
+	list_add_tail(&g->list, &a->grants);
+	a->nr_grants++;
+	a->free[plx_alloc_slot(g->type)] += g->free;
+out:
+	mutex_unlock(&a->lock);
+	return r;
+}
+
+/*
+ * Stop allocating from @extent.  Reserved blocks from it stay marked in
+ * its bitmap; the garbage collector reclaims them.
+ */
+int plx_alloc_release(struct plx_alloc *a, u64 extent, char *result,
+		      unsigned int maxlen)
+{
+	struct plx_store *s = a->store;
+	struct plx_reserve *res;
+	struct plx_grant *g;
+	unsigned int i, kept;
+
+	mutex_lock(&a->lock);
+	g = plx_find_grant(a, extent);
+	if (!g) {
+		mutex_unlock(&a->lock);
+		snprintf(result, maxlen, "extent %llu is not granted", extent);
+		return -ENOENT;
+	}
+	res = &a->reserve[plx_alloc_slot(g->type)];
+	for (i = 0, kept = 0; i < res->nr; i++)
+		if (res->blocks[i] >> s->geo.extent_shift != extent)
+			res->blocks[kept++] = res->blocks[i];
+	a->free[plx_alloc_slot(g->type)] -= g->free + (res->nr - kept);
+	res->nr = kept;
+	list_del(&g->list);
+	a->nr_grants--;
+	mutex_unlock(&a->lock);
+	plx_grant_free(g);
+	return 0;
+}
+
+/* Mark block @off of @g allocated in memory and in its bitmap block. */
+static int plx_mark_allocated(struct plx_store *s, struct plx_grant *g, u64 off)
+{
+	u64 blocknr = (g->extent << s->geo.extent_shift) + off;
+	struct plx_bitmap_block *bb;
+	struct dm_buffer *b;
+	u64 bm_block;
+	u32 bit;
+
+	plx_bitmap_locate(&s->geo, blocknr, &bm_block, &bit);
+	bb = dm_bufio_read(s->bufio, bm_block, &b);
+	if (IS_ERR(bb))
+		return PTR_ERR(bb);
+	bb->bits[bit / 8] |= 1U << (bit % 8);
+	dm_bufio_mark_buffer_dirty(b);
+	dm_bufio_release(b);
+	__set_bit(off, g->map);
+	g->free--;
+	return 0;
+}
+
+static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
+{
+	struct plx_reserve *res = &a->reserve[plx_alloc_slot(type)];
+	struct plx_store *s = a->store;
+	struct plx_grant *g;
+	int r;
+
+	list_for_each_entry(g, &a->grants, list) {
+		if (g->type != type)
+			continue;
+		while (g->free && res->nr < PLX_RESERVE_BATCH) {
+			u64 off = find_next_zero_bit(g->map, s->geo.extent_blocks,
+						     g->cursor);
+
+			if (off >= s->geo.extent_blocks)
+				off = find_next_zero_bit(g->map,
+							 s->geo.extent_blocks,
+							 s->geo.bitmap_blocks);
+			if (WARN_ON_ONCE(off >= s->geo.extent_blocks)) {
+				g->free = 0;
+				break;
+			}
+			r = plx_mark_allocated(s, g, off);
+			if (r)
+				return r;
+			g->cursor = off + 1;
+			res->blocks[res->nr++] = (g->extent << s->geo.extent_shift) + off;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Make sure the reserves hold @data data blocks and @meta metadata
+ * blocks.  Returns -ENOSPC when the granted extents cannot supply them.
+ */
+int plx_alloc_ensure(struct plx_alloc *a, unsigned int data,
+		     unsigned int meta)
+{
+	struct plx_reserve *rd = &a->reserve[0], *rm = &a->reserve[1];
+	bool refilled = false;
+	int r = 0;
+
+	mutex_lock(&a->lock);
+	if (rd->nr < data) {
+		r = plx_refill(a, PLX_EXT_DATA);
+		refilled = true;
+	}
+	if (!r && rm->nr < meta) {
+		r = plx_refill(a, PLX_EXT_METADATA);
+		refilled = true;
+	}
+	if (refilled) {
+		int w = dm_bufio_write_dirty_buffers(a->store->bufio);
+
+		r = r ?: w;
+	}
+	if (!r && (rd->nr < data || rm->nr < meta))
+		r = -ENOSPC;
+	mutex_unlock(&a->lock);
+	return r;
+}
+
+u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type)
+{
+	unsigned int slot = plx_alloc_slot(type);
+	struct plx_reserve *res = &a->reserve[slot];
+	u64 blocknr;
+
+	mutex_lock(&a->lock);
+	if (WARN_ON_ONCE(!res->nr)) {
+		mutex_unlock(&a->lock);
+		return 0;
+	}
+	blocknr = res->blocks[--res->nr];
+	a->free[slot]--;
+	a->used[slot]++;
+	mutex_unlock(&a->lock);
+	return blocknr;
+}
+
+u64 plx_alloc_free_blocks(struct plx_alloc *a, enum plx_extent_type type)
+{
+	u64 n;
+
+	mutex_lock(&a->lock);
+	n = a->free[plx_alloc_slot(type)];
+	mutex_unlock(&a->lock);
+	return n;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Block allocation from the extents this host has been granted.
+ */
+#ifndef PARALLAX_ALLOC_H
+#define PARALLAX_ALLOC_H
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+
+#include "parallax-store.h"
+
+/*
+ * Blocks are taken from the bitmaps in batches that are made durable
+ * before any of them is used (the thesis claims 10,000 at a time), so
+ * that no link can ever reach disk ahead of the bitmap bit that protects
+ * its target.  A crash leaks the unused rest of a batch to the collector.
+ */
+#define PLX_RESERVE_BATCH	256
+
+struct plx_reserve {
+	u64 blocks[PLX_RESERVE_BATCH];
+	unsigned int nr;
+};
+
+struct plx_alloc {
+	struct plx_store *store;
+	u32 host_id;
+	struct mutex lock;		/* grants; the worker alone allocates */
+	struct list_head grants;
+	unsigned int nr_grants;
+	u64 free[2];			/* free blocks, [0] data, [1] metadata */
+	u64 used[2];			/* blocks this table has allocated */
+	struct plx_reserve reserve[2];
+};
+
+static inline unsigned int plx_alloc_slot(enum plx_extent_type type)
+{
+	return type == PLX_EXT_METADATA;
+}
+
+void plx_alloc_init(struct plx_alloc *a, struct plx_store *s);
+void plx_alloc_destroy(struct plx_alloc *a);
+int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
+		    unsigned int maxlen);
+int plx_alloc_release(struct plx_alloc *a, u64 extent, char *result,
+		      unsigned int maxlen);
+int plx_alloc_ensure(struct plx_alloc *a, unsigned int data,
+		     unsigned int meta);
+u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type);
+u64 plx_alloc_free_blocks(struct plx_alloc *a, enum plx_extent_type type);
+
+#endif

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Pending radix nodes and the ordering of their writes (thesis 4.1).
+ *
+ * A pending node is a radix node whose cached copy differs from disk.  It
+ * is pinned in dm-bufio and never marked dirty there, so dm-bufio cannot
+ * write it early; the target writes it itself from a bounce copy.
+ *
+ * A pending node is either
+ *  - a commit node: linked into the on-disk tree, holding links to blocks
+ *    that are not durable yet.  It is written only when every component
+ *    write beneath it has completed, and the bios waiting on it complete
+ *    when that write does; or
+ *  - unlinked: newly allocated or copied, reachable on disk only once its
+ *    commit node is written.  It may be written (and rewritten) at any
+ *    time, which is commit-node inheritance (4.1.3): chains of dependency
+ *    never grow beyond a commit node and the blocks beneath it.
+ */
+#ifndef PARALLAX_COMMIT_H
+#define PARALLAX_COMMIT_H
+
+#include <linux/bio.h>
+#include <linux/list.h>
+
+struct dm_buffer;
+struct plx_target;
+
+struct plx_pnode {
+	struct plx_target *t;
+	u64 blocknr;
+	struct dm_buffer *buf;		/* pinned while pending */
+	__le64 *node;			/* the cached, newest contents */
+	struct page *page;		/* bounce copy being written */
+	struct plx_pnode *commit;	/* unlinked: the node that links it */
+	struct list_head sibling;	/* unlinked: in commit->unlinked */
+	struct list_head done;		/* on t->nodes_done after a write */
+	struct list_head to_write;	/* on t->to_write until submitted */
+	blk_status_t status;		/* of the write just completed */
+	bool writing;
+	bool rewrite;			/* changed while being written */
+	bool queued;			/* on t->to_write */
+
+	/* Commit-node state. */
+	struct list_head active;	/* on t->commits */
+	struct list_head unlinked;
+	struct list_head committing_unlinked;
+	unsigned int outstanding;	/* component writes not yet done */
+	unsigned int nr_waiting;	/* bios that will wait on the next write */
+	struct bio_list waiting;
+	struct bio_list committing;	/* done when the write in flight is */
+	struct bio_list parked;		/* retried after the write in flight */
+	blk_status_t error;		/* first component failure */
+	bool fua;
+};
+
+/* Per-bio state, in dm's per-bio data. */
+struct plx_bio {
+	struct plx_target *t;
+	struct plx_pnode *commit;	/* the commit node this write waits on */
+	bio_end_io_t *saved_end_io;
+	u64 busy_vblock;		/* valid when holding a busy entry */
+	u8 epoch;
+	bool counted;			/* in t->inflight[epoch] */
+	bool busy;
+};
+
+/* Bios that may wait on one commit node before it is forced out (4.1.5). */
+#define PLX_MAX_WAITERS		32
+
+struct plx_pnode *plx_pnode_get(struct plx_target *t, u64 blocknr,
+				struct plx_pnode *commit);
+void plx_pnode_modified(struct plx_target *t, struct plx_pnode *p);
+void plx_commit_add_component(struct plx_pnode *c);
+void plx_submit_queued(struct plx_target *t);
+void plx_commit_ready(struct plx_target *t);
+void plx_node_done(struct plx_target *t, struct plx_pnode *p,
+		   struct bio_list *retry);
+void plx_data_done(struct plx_target *t, struct bio *bio);
+void plx_commit_abort_all(struct plx_target *t);
+
+void plx_node_endio(struct bio *bio);
+void plx_data_endio(struct bio *bio);
+
+#endif
