@@ -247,6 +247,12 @@ struct plx_store *plx_open(const char *path, int flags)
 	}
 	if (plx_device_blocks(s->fd, &s->device_blocks))
 		goto fail;
+	/*
+	 * The kernel target writes the store with bios that bypass the block
+	 * device's page cache, so pages an earlier process cached may be
+	 * stale: drop them before reading anything.
+	 */
+	posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (s->device_blocks < 1) {
 		plx_seterr(PLX_EK_STORE, "%s: too small to hold a blockstore",
 			   path);
