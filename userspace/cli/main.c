@@ -41,10 +41,10 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 	opterr = 0;
 	c = getopt_long(argc, argv, shortopts, longopts, NULL);
 	if (c == '?' || c == ':') {
-		if (optopt && c == ':')
-			cli_err(EXIT_USAGE, "option -%c needs an argument",
-				optopt);
-		else if (optopt)
+		if (c == ':')
+			cli_err(EXIT_USAGE, "option '%s' needs an argument",
+				argv[optind - 1]);
+		else if (optopt && optopt != 'h')
 			cli_err(EXIT_USAGE, "unknown option -%c (see parallax %s --help)",
 				optopt, cli_cmd);
 		else
@@ -167,10 +167,8 @@ int main(int argc, char **argv)
 {
 	const struct cli_cmd *c;
 
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (argc < 2)
+		return cli_err(EXIT_USAGE, "no command given (see parallax --help)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		if (argc > 2 && !strcmp(argv[1], "help")) {

@@ -11,8 +11,5 @@ void plx_vdi_init(struct plx_vdi_record *v, u64 id, const char *name,
 		  u64 size, u8 height, u64 root);
 /* Live VDI not held by any host: the offline tool may modify it. */
 struct plx_vdi_record *plx_vdi_get_modifiable(struct plx_store *s, u64 id);
-/* Copy a node, marking every non-zero link read-only. */
-void plx_node_copy_ro(struct plx_radix_node *dst,
-		      const struct plx_radix_node *src);
 
 #endif

@@ -259,18 +259,6 @@ static int plx_label_ok(struct plx_store *s, const char *label)
 	return 0;
 }
 
-void plx_node_copy_ro(struct plx_radix_node *dst,
-		      const struct plx_radix_node *src)
-{
-	unsigned int i;
-
-	for (i = 0; i < PLX_PTRS_PER_NODE; i++) {
-		u64 p = le64_to_cpu(src->ptr[i]);
-
-		dst->ptr[i] = cpu_to_le64(p ? p | PLX_PTR_RO : 0);
-	}
-}
-
 /* Read the root at @root and write its read-only copy to a new block. */
 static int plx_copy_root(struct plx_store *s, u64 root, u64 *new_root)
 {

@@ -36,16 +36,17 @@ enum plx_errkind plx_errkind(void)
 
 int plx_parse_u64(const char *s, u64 *out)
 {
+	const char *p;
 	u64 v = 0;
 
 	if (!s || !*s)
 		goto bad;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
+	for (p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
 			goto bad;
-		if (v > (~0ULL - (u64)(*s - '0')) / 10)
+		if (v > (~0ULL - (u64)(*p - '0')) / 10)
 			goto bad;
-		v = v * 10 + (u64)(*s - '0');
+		v = v * 10 + (u64)(*p - '0');
 	}
 	*out = v;
 	return 0;
