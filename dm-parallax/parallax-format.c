@@ -258,6 +258,22 @@ u64 plx_registry_block(const struct plx_geometry *g, u64 vdi_id)
 	return g->registry_start + vdi_id - 1;
 }
 
+/*
+ * The copy of a node reached through a read-only link: every link in it
+ * becomes read-only too, since what it points at is shared as well.
+ */
+void plx_node_copy_ro(struct plx_radix_node *dst,
+		      const struct plx_radix_node *src)
+{
+	unsigned int i;
+
+	for (i = 0; i < PLX_PTRS_PER_NODE; i++) {
+		u64 p = le64_to_cpu(src->ptr[i]);
+
+		dst->ptr[i] = cpu_to_le64(p ? p | PLX_PTR_RO : 0);
+	}
+}
+
 u8 plx_height_for_size(u64 bytes)
 {
 	u8 h;
@@ -407,6 +423,7 @@ EXPORT_SYMBOL_GPL(plx_catalogue_check);
 EXPORT_SYMBOL_GPL(plx_check_addr);
 EXPORT_SYMBOL_GPL(plx_bitmap_locate);
 EXPORT_SYMBOL_GPL(plx_registry_block);
+EXPORT_SYMBOL_GPL(plx_node_copy_ro);
 EXPORT_SYMBOL_GPL(plx_height_for_size);
 EXPORT_SYMBOL_GPL(plx_max_size_for_height);
 EXPORT_SYMBOL_GPL(plx_name_check);

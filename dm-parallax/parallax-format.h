@@ -305,6 +305,8 @@ enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 			       u64 blocknr, u64 vdi_id);
 enum plx_err plx_name_check(const char *name, size_t len);
 
+void plx_node_copy_ro(struct plx_radix_node *dst,
+		      const struct plx_radix_node *src);
 u8 plx_height_for_size(u64 bytes);
 u64 plx_max_size_for_height(u8 height);
 
