@@ -18,13 +18,17 @@ BS = 4096
 HDR = 32
 
 
+_TAB = []
+
+
 def crc32c(data):
-    tab = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-        tab.append(c)
+    if not _TAB:
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+            _TAB.append(c)
+    tab = _TAB
     crc = 0xFFFFFFFF
     for b in data:
         crc = tab[(crc ^ b) & 0xFF] ^ (crc >> 8)
@@ -56,4 +60,5 @@ def main():
         f.write(b)
 
 
-main()
+if __name__ == "__main__":
+    main()
