@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Small I/O tools for the dm-parallax kernel tests.
+
+uwrite DEV MODEL SEED COUNT LO HI
+    COUNT random O_DIRECT writes to DEV, each 512..12288 bytes at a
+    512-byte aligned offset in [LO, HI) that is usually not 4 KiB aligned;
+    the same bytes are written to the regular file MODEL at the same
+    offset.  Deterministic for a SEED.
+
+stampwrite DEV NBLOCKS SECONDS LOG
+    Rewrites random 4 KiB blocks of DEV's first NBLOCKS blocks with O_DIRECT
+    for SECONDS, one at a time; block contents are stamps (block number,
+    sequence number 1, 2, ..., checksum).  Writes LOG: one little-endian u32
+    block number per sequence number, in order.
+
+poke FILE BLOCK INDEX VALUE / peek FILE BLOCK INDEX
+    Write / print the little-endian u64 at entry INDEX of 4 KiB block BLOCK.
+
+stampcheck STORE LOG VDI SNAP...
+    Offline: exports each snapshot (in the order given) and then VDI with
+    "parallax export STORE X -" and checks that every block is zero or a
+    valid stamp for its own block number, that each snapshot equals the
+    state after exactly the writes up to its highest sequence number (the
+    writer had one write in flight), that sequence numbers never decrease
+    from one snapshot to the next and to the VDI, and that the VDI equals
+    the writer's final state.
+"""
+import mmap
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+BS = 4096
+MAGIC = b"PLXSTAMP"
+
+
+def stamp(blk, seq):
+    head = MAGIC + struct.pack("<QQ", blk, seq)
+    body = head + (struct.pack("<QQ", seq * 2654435761 % (1 << 64), blk) * 255)[: BS - 4 - len(head)]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def parse(buf, blk):
+    """0 for a zero block, the sequence number for a good stamp, or a string."""
+    if buf.count(0) == BS:
+        return 0
+    if buf[:8] != MAGIC:
+        return "no stamp magic"
+    b, seq = struct.unpack_from("<QQ", buf, 8)
+    if zlib.crc32(buf[: BS - 4]) != struct.unpack_from("<I", buf, BS - 4)[0]:
+        return "bad checksum"
+    if b != blk:
+        return "stamp for block %d" % b
+    if seq < 1:
+        return "sequence 0"
+    return seq
+
+
+def uwrite(dev, model, seed, count, lo, hi):
+    rnd = random.Random(int(seed))
+    count, lo, hi = int(count), int(lo), int(hi)
+    fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
+    mf = os.open(model, os.O_RDWR)
+    buf = mmap.mmap(-1, 4 * BS)
+    unaligned = 0
+    for _ in range(count):
+        n = rnd.randint(1, 24) * 512
+        off = lo + rnd.randrange(0, (hi - lo - n) // 512) * 512
+        if off % BS or n % BS:
+            unaligned += 1
+        data = rnd.randbytes(n)
+        buf[:n] = data
+        if os.pwrite(fd, memoryview(buf)[:n], off) != n:
+            sys.exit("short write at %d" % off)
+        os.pwrite(mf, data, off)
+    os.close(fd)
+    os.close(mf)
+    print("%d writes, %d not 4 KiB aligned" % (count, unaligned))
+
+
+def stampwrite(dev, nblocks, seconds, log):
+    nblocks, seconds = int(nblocks), float(seconds)
+    fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
+    buf = mmap.mmap(-1, BS)
+    order = []
+    rnd = random.Random(1)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        blk = rnd.randrange(nblocks)
+        order.append(blk)
+        buf[:] = stamp(blk, len(order))
+        if os.pwrite(fd, buf, blk * BS) != BS:
+            sys.exit("short write")
+    os.close(fd)
+    with open(log, "wb") as f:
+        f.write(struct.pack("<%dI" % len(order), *order))
+    print("%d writes in %.1f s" % (len(order), seconds))
+
+
+def export(store, obj):
+    p = subprocess.run([os.environ.get("P", "parallax"), "export", store, obj, "-"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode:
+        raise RuntimeError("export %s: %s" % (obj, p.stderr.decode().strip()))
+    return p.stdout
+
+
+def stampcheck(store, log, vdi, snaps):
+    with open(log, "rb") as f:
+        raw = f.read()
+    order = struct.unpack("<%dI" % (len(raw) // 4), raw)
+    errors = 0
+
+    def err(msg):
+        nonlocal errors
+        errors += 1
+        if errors <= 20:
+            print("# " + msg)
+
+    prev = None
+    prev_name = None
+    for name in list(snaps) + [vdi]:
+        img = export(store, name)
+        nblocks = len(img) // BS
+        seqs = []
+        for blk in range(nblocks):
+            r = parse(img[blk * BS:(blk + 1) * BS], blk)
+            if isinstance(r, str):
+                err("%s block %d: %s" % (name, blk, r))
+                r = -1
+            seqs.append(r)
+        # The state after writes 1..top, top being the highest sequence seen
+        # (all of the VDI's writes for the VDI itself).
+        top = len(order) if name == vdi else max(max(seqs), 0)
+        want = [0] * nblocks
+        for seq in range(1, top + 1):
+            if order[seq - 1] < nblocks:
+                want[order[seq - 1]] = seq
+        bad = [b for b in range(nblocks) if seqs[b] != -1 and seqs[b] != want[b]]
+        for b in bad[:5]:
+            err("%s block %d: sequence %d, want %d (state after write %d)"
+                % (name, b, seqs[b], want[b], top))
+        if bad:
+            err("%s: %d blocks differ from the state after write %d" % (name, len(bad), top))
+        if prev is not None:
+            dec = [b for b in range(nblocks) if seqs[b] < prev[b]]
+            for b in dec[:5]:
+                err("block %d: sequence %d in %s but %d in the later %s"
+                    % (b, prev[b], prev_name, seqs[b], name))
+        prev, prev_name = seqs, name
+    print("# checked %d snapshots and the VDI, %d writes, %d errors"
+          % (len(snaps), len(order), errors))
+    return 1 if errors else 0
+
+
+def poke(path, block, index, value):
+    with open(path, "r+b") as f:
+        f.seek(int(block) * BS + 8 * int(index))
+        f.write(struct.pack("<Q", int(value, 0)))
+
+
+def peek(path, block, index):
+    with open(path, "rb") as f:
+        f.seek(int(block) * BS + 8 * int(index))
+        print(struct.unpack("<Q", f.read(8))[0])
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "poke":
+        return poke(*args)
+    if cmd == "peek":
+        return peek(*args)
+    if cmd == "uwrite":
+        uwrite(*args)
+    elif cmd == "stampwrite":
+        stampwrite(*args)
+    elif cmd == "stampcheck":
+        sys.exit(stampcheck(args[0], args[1], args[2], args[3:]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
