@@ -111,10 +111,11 @@ expect_fail "unknown command" 2 "$S" "$P" frobnicate "$S"
 expect_fail "no command" 2 "$S" "$P"
 "$P" --help | grep -q '^SYNOPSIS' && ok "--help prints the manual" || not_ok "--help prints the manual"
 for c in format create delete snapshot label list snaplog tree check import export dump; do
-	if "$P" $c --help | grep -q "^SYNOPSIS" && "$P" $c --help | grep -q "^EXIT STATUS"; then
-		ok "$c --help has SYNOPSIS and EXIT STATUS"
+	if "$P" $c --help | grep -q "^SYNOPSIS" && "$P" $c --help | grep -q "^EXIT STATUS" &&
+		"$P" $c --help | grep -q "^EXAMPLES"; then
+		ok "$c --help has SYNOPSIS, EXIT STATUS and EXAMPLES"
 	else
-		not_ok "$c --help has SYNOPSIS and EXIT STATUS"
+		not_ok "$c --help has SYNOPSIS, EXIT STATUS and EXAMPLES"
 	fi
 done
 check_ok "the store is still clean after all that" "$P" check "$S"

@@ -128,7 +128,9 @@ static const char help_list[] =
 "OPTIONS\n"
 "    --all               include deleted VDIs\n"
 "    --json              print a JSON array of objects instead\n\n"
-EXIT_TEXT;
+EXIT_TEXT "\n"
+"EXAMPLES\n"
+"    parallax list store.img --json | jq '.[].name'\n";
 
 static const char help_snaplog[] =
 "NAME\n"
@@ -140,7 +142,9 @@ static const char help_snaplog[] =
 "    state and radix root block.\n\n"
 "OPTIONS\n"
 "    --json              print a JSON array of objects instead\n\n"
-EXIT_TEXT;
+EXIT_TEXT "\n"
+"EXAMPLES\n"
+"    parallax snaplog store.img base\n";
 
 static const char help_tree[] =
 "NAME\n"
@@ -179,7 +183,9 @@ static const char help_check[] =
 "EXIT STATUS\n"
 "    0  the store is clean\n"
 "    1  problems were found, or the store could not be read\n"
-"    2  bad command line\n";
+"    2  bad command line\n\n"
+"EXAMPLES\n"
+"    parallax check store.img || echo damaged\n";
 
 static const char help_import[] =
 "NAME\n"
@@ -221,7 +227,10 @@ static const char help_dump[] =
 "    (superblock, catalogue, bitmap, VDI record, snapshot log) with the\n"
 "    result of its checksum check; a block without magic is shown as a\n"
 "    radix node, listing its non-zero pointers (ro = read-only link).\n\n"
-EXIT_TEXT;
+EXIT_TEXT "\n"
+"EXAMPLES\n"
+"    parallax dump store.img\n"
+"    parallax dump store.img 2049\n";
 
 static const char help_attach[] =
 "NAME\n"
