@@ -345,7 +345,9 @@ static void ck_bitmaps(struct plx_ck *ck)
 		}
 		for (off = 0; off < s->geo.extent_blocks; off++) {
 			u64 b = base + off;
-			bool set = plx_bitmap_test(s, b);
+			const u8 *bits = bm->blk[off / PLX_BITS_PER_BITMAP].bits;
+			u64 bo = off % PLX_BITS_PER_BITMAP;
+			bool set = bits[bo / 8] & (1U << (bo % 8));
 
 			if (off < s->geo.bitmap_blocks) {
 				if (!set)
