@@ -188,12 +188,9 @@ int plx_format(const char *path, const struct plx_format_opts *o,
 	u64 dev_blocks;
 	int fd, ret = -1;
 
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		plx_seterr(PLX_EK_STORE, "cannot open %s: %s", path,
-			   strerror(errno));
+	fd = plx_open_device(path, true);
+	if (fd < 0)
 		return -1;
-	}
 	if (plx_device_blocks(fd, &dev_blocks))
 		goto out;
 	if (plx_format_layout(&sb, dev_blocks,

@@ -94,6 +94,11 @@ struct plx_store {
 #define PLX_OPEN_RDONLY	0
 #define PLX_OPEN_RDWR	1
 
+/*
+ * Open a file or block device; a block device opened for writing is
+ * opened O_EXCL, so it is refused while mounted or attached.
+ */
+int plx_open_device(const char *path, bool write);
 /* Size of a file or block device in whole blocks. */
 int plx_device_blocks(int fd, u64 *blocks);
 

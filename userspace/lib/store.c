@@ -40,6 +40,27 @@ int plx_device_blocks(int fd, u64 *blocks)
 	return 0;
 }
 
+int plx_open_device(const char *path, bool write)
+{
+	int flags = (write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	struct stat st;
+	int fd;
+
+	/*
+	 * A block device is opened exclusively for writing: that fails while
+	 * it is mounted or a device-mapper table (the dm-parallax target)
+	 * holds it, which is exactly when offline changes would be unsafe.
+	 */
+	if (write && !stat(path, &st) && S_ISBLK(st.st_mode))
+		flags |= O_EXCL;
+	fd = open(path, flags);
+	if (fd < 0)
+		plx_seterr(PLX_EK_STORE, "cannot open %s: %s%s", path,
+			   strerror(errno),
+			   errno == EBUSY ? " (mounted, or attached by a device-mapper target?)" : "");
+	return fd;
+}
+
 int plx_read_block(struct plx_store *s, u64 blocknr, void *buf)
 {
 	ssize_t n;
@@ -238,10 +259,8 @@ struct plx_store *plx_open(const char *path, int flags)
 	}
 	s->path = path;
 	s->writable = flags & PLX_OPEN_RDWR;
-	s->fd = open(path, (s->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	s->fd = plx_open_device(path, s->writable);
 	if (s->fd < 0) {
-		plx_seterr(PLX_EK_STORE, "cannot open %s: %s", path,
-			   strerror(errno));
 		free(s);
 		return NULL;
 	}
