@@ -213,6 +213,29 @@ static void dump_block(struct plx_store *s, u64 b, const void *buf)
 		dump_snaplog(buf);
 		return;
 	}
+	if (b >= s->geo.registry_start &&
+	    b < s->geo.registry_start + s->geo.registry_slots) {
+		printf("block %llu: free VDI registry slot (id %llu)\n", U(b),
+		       U(b - s->geo.registry_start + 1));
+		return;
+	}
+	if (b < s->geo.system_extents << s->geo.extent_shift) {
+		printf("block %llu: unused part of the system area\n", U(b));
+		return;
+	}
+	if ((b & (s->geo.extent_blocks - 1)) < s->geo.bitmap_blocks)
+		printf("block %llu: bitmap block WITHOUT bitmap magic (damaged)\n",
+		       U(b));
+	if (s->ext_type[b >> s->geo.extent_shift] == PLX_EXT_DATA) {
+		const u8 *d = buf;
+
+		printf("block %llu: in a data extent; %s, first bytes:", U(b),
+		       plx_bitmap_test(s, b) ? "allocated" : "free");
+		for (i = 0; i < 16; i++)
+			printf(" %02x", d[i]);
+		printf("\n");
+		return;
+	}
 	printf("block %llu: no magic; as a radix node (extent type %s):\n",
 	       U(b), ext_name(s->ext_type[b >> s->geo.extent_shift]));
 	for (i = 0; i < PLX_PTRS_PER_NODE; i++) {
