@@ -117,6 +117,22 @@ static void test_parse(void)
 	     "parse_u64 accepts 2^64-1");
 }
 
+static void test_json_and_human(void)
+{
+	char *out = NULL, hs[32];
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	plx_json_str(f, "a\"b\\c\n\x01");
+	fclose(f);
+	TEST(out && !strcmp(out, "\"a\\\"b\\\\c\\n\\u0001\""),
+	     "JSON strings escape quotes, backslashes and control characters");
+	free(out);
+	TEST(!strcmp(plx_human_size(64ULL << 20, hs, sizeof(hs)), "64 MiB") &&
+	     !strcmp(plx_human_size(4097, hs, sizeof(hs)), "4097 B"),
+	     "human sizes");
+}
+
 static void test_format(void)
 {
 	struct plx_format_opts o = { .extent_blocks = 1024 };
@@ -408,6 +424,7 @@ int main(void)
 
 	snprintf(img, sizeof(img), "%s/plx-unit-%d.img", dir, (int)getpid());
 	test_parse();
+	test_json_and_human();
 	test_format();
 	test_alloc();
 	test_vdi_cow();
