@@ -82,15 +82,20 @@ head -c $((2 * M)) /dev/urandom >"$T/r3"
 dd if="$T/r3" of=$D bs=1M seek=16 oflag=direct status=none
 dd if=$D of="$T/model" bs=1M iflag=direct status=none
 a=$(g_status v1 2)
-g_check "blkdiscard 16M+1M (whole blocks, writable)" blkdiscard -o $((16 * M)) -l $M $D
-dd if=/dev/zero of="$T/model" bs=1M seek=16 count=1 conv=notrunc status=none
+g_check "blkdiscard 16M len 4K (one whole block, writable)" blkdiscard -o $((16 * M)) -l 4096 $D
+g_read $D $((16 * M)) 4096 "$T/x"
+cmp -s "$T/x" <(head -c 4096 /dev/zero) && g_ok "discarded single block reads zeros" ||
+	g_not_ok "discarded single block reads zeros"
+g_check "blkdiscard 16M+8K len 1M-8K (many whole blocks, writable)" blkdiscard -o $((16 * M + 8192)) -l $((M - 8192)) $D
+dd if=/dev/zero of="$T/model" bs=4096 seek=$((16 * 256)) count=1 conv=notrunc status=none
+dd if=/dev/zero of="$T/model" bs=4096 seek=$((16 * 256 + 2)) count=254 conv=notrunc status=none
 g_check "blkdiscard 17M+512 len 16K (partial first/last block)" blkdiscard -o $((17 * M + 512)) -l 16384 $D
 dd if=/dev/zero of="$T/model" bs=4096 seek=$(((17 * M + 4096) / 4096)) count=3 conv=notrunc status=none
 g_check "blkdiscard 17M+64K+512 len 1024 (inside one block)" blkdiscard -o $((17 * M + 65536 + 512)) -l 1024 $D
 g_check "blkdiscard 14M+1M (blocks shared with the snapshot)" blkdiscard -o $((14 * M)) -l $M $D
-g_read $D $((16 * M)) $M "$T/x"
-cmp -s "$T/x" <(head -c $M /dev/zero) && g_ok "discarded whole blocks read zeros" ||
-	g_not_ok "discarded whole blocks read zeros ($(cmp "$T/x" <(head -c $M /dev/zero) 2>&1))"
+g_read $D $((16 * M + 8192)) $((M - 8192)) "$T/x"
+cmp -s "$T/x" <(head -c $((M - 8192)) /dev/zero) && g_ok "discarded multi-block range reads zeros" ||
+	g_not_ok "discarded multi-block range (16M+8K, 1M-8K) reads zeros ($(cmp "$T/x" <(head -c $((M - 8192)) /dev/zero) 2>&1))"
 dd if=$D of="$T/now" bs=1M iflag=direct status=none
 cmp "$T/now" "$T/model" >"$T/g.out" 2>&1 &&
 	g_ok "device equals model after discards (partial blocks and shared blocks keep data)" ||
