@@ -16,12 +16,44 @@
 
 struct plx_grant {
 	struct list_head list;
+	struct list_head all;		/* in plx_all_grants */
+	dev_t dev;
 	u64 extent;
 	enum plx_extent_type type;
 	unsigned long *map;		/* bit set = allocated */
 	u64 cursor;
 	u64 free;
 };
+
+/*
+ * Every extent granted to any table, so that two tables of one host (which
+ * the catalogue cannot tell apart) never allocate from one extent.
+ */
+static LIST_HEAD(plx_all_grants);
+static DEFINE_MUTEX(plx_all_grants_lock);
+
+static bool plx_grant_register(struct plx_grant *g)
+{
+	struct plx_grant *o;
+
+	mutex_lock(&plx_all_grants_lock);
+	list_for_each_entry(o, &plx_all_grants, all) {
+		if (o->dev == g->dev && o->extent == g->extent) {
+			mutex_unlock(&plx_all_grants_lock);
+			return false;
+		}
+	}
+	list_add(&g->all, &plx_all_grants);
+	mutex_unlock(&plx_all_grants_lock);
+	return true;
+}
+
+static void plx_grant_unregister(struct plx_grant *g)
+{
+	mutex_lock(&plx_all_grants_lock);
+	list_del(&g->all);
+	mutex_unlock(&plx_all_grants_lock);
+}
 
 void plx_alloc_init(struct plx_alloc *a, struct plx_store *s)
 {
@@ -43,6 +75,7 @@ void plx_alloc_destroy(struct plx_alloc *a)
 
 	list_for_each_entry_safe(g, tmp, &a->grants, list) {
 		list_del(&g->list);
+		plx_grant_unregister(g);
 		plx_grant_free(g);
 	}
 	mutex_destroy(&a->lock);
@@ -169,9 +202,18 @@ int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
 	}
 	g->extent = extent;
 	g->type = e.type;
+	g->dev = s->dev->bdev->bd_dev;
+	if (!plx_grant_register(g)) {
+		snprintf(result, maxlen,
+			 "extent %llu is already granted to another table", extent);
+		plx_grant_free(g);
+		r = -EBUSY;
+		goto out;
+	}
 	r = plx_load_bitmap(s, g);
 	if (r) {
 		snprintf(result, maxlen, "extent %llu has a corrupt bitmap", extent);
+		plx_grant_unregister(g);
 		plx_grant_free(g);
 		goto out;
 	}
@@ -204,14 +246,17 @@ int plx_alloc_release(struct plx_alloc *a, u64 extent, char *result,
 		return -ENOENT;
 	}
 	res = &a->reserve[plx_alloc_slot(g->type)];
-	for (i = 0, kept = 0; i < res->nr; i++)
+	for (i = res->head, kept = 0; i < res->nr; i++)
 		if (res->blocks[i] >> s->geo.extent_shift != extent)
 			res->blocks[kept++] = res->blocks[i];
-	a->free[plx_alloc_slot(g->type)] -= g->free + (res->nr - kept);
+	a->free[plx_alloc_slot(g->type)] -= g->free +
+					     (plx_reserve_count(res) - kept);
+	res->head = 0;
 	res->nr = kept;
 	list_del(&g->list);
 	a->nr_grants--;
 	mutex_unlock(&a->lock);
+	plx_grant_unregister(g);
 	plx_grant_free(g);
 	return 0;
 }
@@ -244,6 +289,10 @@ static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
 	struct plx_grant *g;
 	int r;
 
+	memmove(res->blocks, res->blocks + res->head,
+		plx_reserve_count(res) * sizeof(res->blocks[0]));
+	res->nr -= res->head;
+	res->head = 0;
 	list_for_each_entry(g, &a->grants, list) {
 		if (g->type != type)
 			continue;
@@ -281,11 +330,11 @@ int plx_alloc_ensure(struct plx_alloc *a, unsigned int data,
 	int r = 0;
 
 	mutex_lock(&a->lock);
-	if (rd->nr < data) {
+	if (plx_reserve_count(rd) < data) {
 		r = plx_refill(a, PLX_EXT_DATA);
 		refilled = true;
 	}
-	if (!r && rm->nr < meta) {
+	if (!r && plx_reserve_count(rm) < meta) {
 		r = plx_refill(a, PLX_EXT_METADATA);
 		refilled = true;
 	}
@@ -294,7 +343,7 @@ int plx_alloc_ensure(struct plx_alloc *a, unsigned int data,
 
 		r = r ?: w;
 	}
-	if (!r && (rd->nr < data || rm->nr < meta))
+	if (!r && (plx_reserve_count(rd) < data || plx_reserve_count(rm) < meta))
 		r = -ENOSPC;
 	mutex_unlock(&a->lock);
 	return r;
@@ -307,11 +356,11 @@ u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type)
 	u64 blocknr;
 
 	mutex_lock(&a->lock);
-	if (WARN_ON_ONCE(!res->nr)) {
+	if (WARN_ON_ONCE(!plx_reserve_count(res))) {
 		mutex_unlock(&a->lock);
 		return 0;
 	}
-	blocknr = res->blocks[--res->nr];
+	blocknr = res->blocks[res->head++];
 	a->free[slot]--;
 	a->used[slot]++;
 	mutex_unlock(&a->lock);

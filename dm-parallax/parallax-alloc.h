@@ -18,10 +18,17 @@
  */
 #define PLX_RESERVE_BATCH	256
 
+/* Handed out in the order taken from the bitmap, so runs stay ascending. */
 struct plx_reserve {
 	u64 blocks[PLX_RESERVE_BATCH];
-	unsigned int nr;
+	unsigned int head;		/* next to hand out */
+	unsigned int nr;		/* end of the valid entries */
 };
+
+static inline unsigned int plx_reserve_count(const struct plx_reserve *res)
+{
+	return res->nr - res->head;
+}
 
 struct plx_alloc {
 	struct plx_store *store;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Writes that reach the worker: those that need a new block (under a
- * read-only or sparse link), and those whose path holds a pending node.
+ * read-only or sparse link), those whose path holds a pending node, and
+ * discards.
  *
  * The walk finds the commit node: the deepest node on the path that is
  * linked on disk and gains a new link.  Below it, read-only nodes are
@@ -101,7 +102,6 @@ static int plx_cow_node(struct plx_target *t, struct plx_walk *w, int level,
 	struct dm_buffer *nbuf;
 	struct plx_pnode *u;
 	__le64 *nn;
-	int i;
 
 	nn = dm_bufio_new(bufio, nb, &nbuf);
 	if (IS_ERR(nn))
@@ -115,11 +115,8 @@ static int plx_cow_node(struct plx_target *t, struct plx_walk *w, int level,
 			dm_bufio_release(nbuf);
 			return PTR_ERR(src);
 		}
-		for (i = 0; i < PLX_PTRS_PER_NODE; i++) {
-			u64 v = le64_to_cpu(src[i]);
-
-			nn[i] = cpu_to_le64(v ? v | PLX_PTR_RO : 0);
-		}
+		plx_node_copy_ro((struct plx_radix_node *)nn,
+				 (const struct plx_radix_node *)src);
 		dm_bufio_release(sbuf);
 	} else {
 		memset(nn, 0, PLX_BLOCK_SIZE);
@@ -415,4 +412,58 @@ void plx_handle_write(struct plx_target *t, struct bio *bio,
 		plx_no_space(t, bio);
 	else if (r)
 		bio_io_error(bio);
+}
+
+/*
+ * Drop the mapping of a whole block under writable links, so that it
+ * reads as zeros; the collector frees the block.  The cleared link needs
+ * nothing else on disk first, so the node only waits its turn to be
+ * written.  Partial blocks, and blocks shared with a snapshot, are left
+ * alone: discard is advisory.
+ */
+void plx_handle_discard(struct plx_target *t, struct bio *bio,
+			struct bio_list *retry)
+{
+	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	u64 vblock = plx_bio_vblock(t, bio);
+	struct plx_pnode *c;
+	struct plx_walk w;
+	int r;
+
+	if (READ_ONCE(t->mode) != PLX_MODE_OK) {
+		bio_io_error(bio);
+		return;
+	}
+	if (!plx_bio_covers_block(t, bio)) {
+		bio_endio(bio);
+		return;
+	}
+	if (plx_busy_park(t, bio, vblock))
+		return;
+	r = plx_walk_for_write(t, vblock, &w);
+	if (r || w.alloc_level >= 0) {
+		plx_walk_release(t, &w);
+		if (r)
+			bio_io_error(bio);
+		else
+			bio_endio(bio);
+		return;
+	}
+	c = w.commit ?: plx_pnode_get(t, w.blk[0], NULL);
+	if (IS_ERR(c)) {
+		plx_walk_release(t, &w);
+		bio_io_error(bio);
+		return;
+	}
+	if (c->writing || c->nr_waiting >= PLX_MAX_WAITERS) {
+		bio_list_add(&c->parked, bio);
+		plx_walk_release(t, &w);
+		return;
+	}
+	WRITE_ONCE(w.node[0][plx_radix_index(vblock, 0)], 0);
+	plx_node_changed(t, w.blk[0]);
+	pb->commit = c;
+	c->nr_waiting++;
+	bio_list_add(&c->waiting, bio);
+	plx_walk_release(t, &w);
 }

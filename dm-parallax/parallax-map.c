@@ -184,6 +184,10 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 	}
 	if (write && READ_ONCE(t->mode) != PLX_MODE_OK)
 		return DM_MAPIO_KILL;
+	if (bio_op(bio) == REQ_OP_DISCARD) {
+		plx_defer(t, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
 
 	vblock = plx_bio_vblock(t, bio);
 	root = plx_epoch_get(t, bio);
@@ -246,7 +250,10 @@ static void plx_process(struct plx_target *t, struct bio *bio,
 		bio_list_add(snap_parked, bio);
 		return;
 	}
-	plx_handle_write(t, bio, retry);
+	if (bio_op(bio) == REQ_OP_DISCARD)
+		plx_handle_discard(t, bio, retry);
+	else
+		plx_handle_write(t, bio, retry);
 }
 
 /* Bios that waited for space go round again once a grant has arrived. */
@@ -313,6 +320,16 @@ void plx_worker(struct work_struct *ws)
 		plx_wake_worker(t);
 }
 
+static void plx_end_no_space(struct plx_target *t, blk_status_t status)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(&t->no_space))) {
+		bio->bi_status = status;
+		bio_endio(bio);
+	}
+}
+
 /*
  * Once a second: give up on bios that have waited for space longer than
  * the table allows.
@@ -321,16 +338,26 @@ void plx_waker(struct work_struct *ws)
 {
 	struct plx_target *t = container_of(to_delayed_work(ws),
 					     struct plx_target, waker);
-	struct bio *bio;
 
 	if (!bio_list_empty(&t->no_space) && t->no_space_timeout &&
 	    time_after(jiffies, t->no_space_since + t->no_space_timeout * HZ)) {
 		DMERR_LIMIT("VDI %llu: no space for %u s, failing queued writes",
 			    t->vdi_id, t->no_space_timeout);
-		while ((bio = bio_list_pop(&t->no_space))) {
-			bio->bi_status = BLK_STS_NOSPC;
-			bio_endio(bio);
-		}
+		plx_end_no_space(t, BLK_STS_NOSPC);
 	}
 	queue_delayed_work(t->wq, &t->waker, HZ);
+}
+
+/*
+ * Suspend waits for every bio, so bios waiting for space must not stay:
+ * a noflush suspend (a table reload) gets them back to resubmit later, as
+ * dm-thin does; any other suspend fails them.
+ */
+void plx_release_no_space(struct work_struct *ws)
+{
+	struct plx_target *t = container_of(ws, struct plx_target,
+					    release_no_space);
+
+	plx_end_no_space(t, dm_noflush_suspending(t->ti) ? BLK_STS_DM_REQUEUE :
+							   BLK_STS_NOSPC);
 }

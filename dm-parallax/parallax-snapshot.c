@@ -153,7 +153,7 @@ static int plx_take_snapshot(struct plx_target *t, const char *label,
 	struct plx_sync_io io;
 	u64 new_root, new_log;
 	__le64 *nr;
-	int i, r;
+	int r;
 
 	if (READ_ONCE(t->mode) != PLX_MODE_OK)
 		return -EIO;
@@ -171,11 +171,8 @@ static int plx_take_snapshot(struct plx_target *t, const char *label,
 	new_root = plx_alloc_take(&t->alloc, PLX_EXT_METADATA);
 	new_log = plx_alloc_take(&t->alloc, PLX_EXT_METADATA);
 	nr = page_address(root_page);
-	for (i = 0; i < PLX_PTRS_PER_NODE; i++) {
-		u64 ptr = le64_to_cpu(t->root_node[i]);
-
-		nr[i] = cpu_to_le64(ptr ? ptr | PLX_PTR_RO : 0);
-	}
+	plx_node_copy_ro((struct plx_radix_node *)nr,
+			 (const struct plx_radix_node *)t->root_node);
 	r = plx_build_log(t, page_address(log_page), new_log, seq, label);
 	if (r)
 		goto out;

@@ -192,6 +192,7 @@ static void plx_target_init(struct plx_target *t, struct dm_target *ti)
 	mutex_init(&t->message_lock);
 	INIT_WORK(&t->worker, plx_worker);
 	INIT_DELAYED_WORK(&t->waker, plx_waker);
+	INIT_WORK(&t->release_no_space, plx_release_no_space);
 	plx_alloc_init(&t->alloc, &t->store);
 	if (!(dm_table_get_mode(ti->table) & PLX_OPEN_WRITE))
 		t->mode = PLX_MODE_READ_ONLY;
@@ -282,6 +283,8 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 	ti->num_flush_bios = 1;
+	ti->num_discard_bios = 1;
+	ti->discards_supported = true;
 	ti->per_io_data_size = sizeof(struct plx_bio);
 	ti->accounts_remapped_io = true;
 	return 0;
@@ -296,6 +299,15 @@ static void plx_resume(struct dm_target *ti)
 	struct plx_target *t = ti->private;
 
 	queue_delayed_work(t->wq, &t->waker, HZ);
+}
+
+static void plx_presuspend(struct dm_target *ti)
+{
+	struct plx_target *t = ti->private;
+
+	/* On the ordered workqueue, so it runs between worker passes. */
+	queue_work(t->wq, &t->release_no_space);
+	flush_work(&t->release_no_space);
 }
 
 static void plx_postsuspend(struct dm_target *ti)
@@ -480,6 +492,7 @@ static void plx_io_hints(struct dm_target *ti, struct queue_limits *limits)
 {
 	limits->io_min = PLX_BLOCK_SIZE;
 	limits->io_opt = PLX_BLOCK_SIZE;
+	limits->discard_granularity = PLX_BLOCK_SIZE;
 }
 
 static struct target_type plx_target_type = {
@@ -490,6 +503,7 @@ static struct target_type plx_target_type = {
 	.dtr = plx_dtr,
 	.map = plx_map,
 	.end_io = plx_end_io,
+	.presuspend = plx_presuspend,
 	.postsuspend = plx_postsuspend,
 	.resume = plx_resume,
 	.message = plx_message,

@@ -83,6 +83,7 @@ struct plx_target {
 	struct workqueue_struct *wq;
 	struct work_struct worker;
 	struct delayed_work waker;
+	struct work_struct release_no_space;
 
 	struct mutex message_lock;
 	enum plx_mode mode;
@@ -97,6 +98,7 @@ int plx_map(struct dm_target *ti, struct bio *bio);
 int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void plx_worker(struct work_struct *ws);
 void plx_waker(struct work_struct *ws);
+void plx_release_no_space(struct work_struct *ws);
 void plx_fail(struct plx_target *t, const char *reason);
 void plx_wake_worker(struct plx_target *t);
 u64 plx_bio_vblock(struct plx_target *t, struct bio *bio);
@@ -108,6 +110,8 @@ void plx_handle_write(struct plx_target *t, struct bio *bio,
 void plx_busy_done(struct plx_target *t, struct bio *bio,
 		   struct bio_list *retry);
 bool plx_busy_park(struct plx_target *t, struct bio *bio, u64 vblock);
+void plx_handle_discard(struct plx_target *t, struct bio *bio,
+			struct bio_list *retry);
 
 /* parallax-snapshot.c */
 int plx_snapshot(struct plx_target *t, const char *label, u64 *seq);
