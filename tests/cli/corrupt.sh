@@ -124,6 +124,16 @@ check_finds "radix node linking an ancestor (height 3)" "$S" \
 	"^block $DL1: radix node \(level 1 of VDI 3\) entry 7 -> $DROOT: cycle"
 
 fresh
+blk "$ROOT" set 320 $((L0 | (1 << 63)))
+check_finds "mapping beyond the VDI's size" "$S" \
+	"^block $ROOT: radix node \(level 1 of VDI 1\) entry 40 maps beyond the VDI's size"
+
+fresh
+blk "$DROOT" set 8 $((L0 | (1 << 63)))
+check_finds "one node used at two levels" "$S" \
+	"^block $L0: radix node used at level 0 and at level 1"
+
+fresh
 # A writable link from the clone into a node the snapshot also links.
 E0=$($PLXBLK "$S" "$WROOT" get 0)
 blk "$WROOT" set 0 $((E0 & MASK))

@@ -46,7 +46,8 @@ def main():
             print(struct.unpack_from("<Q", b, int(args[0]))[0])
             return
         if op == "set":
-            struct.pack_into("<Q", b, int(args[0]), int(args[1], 0))
+            struct.pack_into("<Q", b, int(args[0]),
+                         int(args[1], 0) & (2 ** 64 - 1))
         elif op == "flip":
             b[int(args[0])] ^= 0xFF
         elif op == "clearbit":
