@@ -370,7 +370,9 @@ static void ck_bitmaps(struct plx_ck *ck)
 					(unsigned long long)bmb, bit);
 			}
 		}
-		if (s->ext_type[e] == PLX_EXT_FREE && busy)
+		/* A damaged catalogue block was reported already. */
+		if (s->ext_type[e] == PLX_EXT_FREE && busy &&
+		    !s->cat_err[e / PLX_CATALOGUE_PER_BLOCK])
 			problem(ck, base,
 				"block %llu: extent %llu is free in the catalogue but has %llu blocks allocated",
 				(unsigned long long)base, (unsigned long long)e,

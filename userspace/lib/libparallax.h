@@ -46,7 +46,7 @@ int plx_parse_u64(const char *s, u64 *out);
 int plx_parse_size(const char *s, u64 *out);
 /* "1.5 GiB" style for humans; returns buf. */
 char *plx_human_size(u64 bytes, char *buf, size_t len);
-/* Copy a NUL-padded on-disk string of at most len bytes into out. */
+/* Copy a NUL-padded on-disk string of at most len bytes into out[len+1]. */
 void plx_copy_name(char *out, const char *disk, size_t len);
 u64 plx_now_ns(void);
 
