@@ -93,11 +93,11 @@ tfail "no VDI id" "expected|argument" "0 $SZ parallax /dev/ubda"
 tfail "unknown device" "device|lookup|not found" "0 $SZ parallax /dev/nosuchdisk 1"
 tfail "device is not a blockstore" "superblock|blockstore|magic" "0 $SZ parallax /dev/ubdb 1"
 tfail "VDI id 0" "VDI id|invalid" "0 $SZ parallax /dev/ubda 0"
-tfail "VDI id beyond the registry" "VDI id|range|invalid" "0 $SZ parallax /dev/ubda 1024"
+tfail "VDI id beyond the registry" "VDI id|range|no such VDI" "0 $SZ parallax /dev/ubda 1024"
 tfail "VDI id 2^64" "VDI id|range|invalid" "0 $SZ parallax /dev/ubda 18446744073709551616"
 tfail "VDI id not a number" "VDI id|invalid" "0 $SZ parallax /dev/ubda abc"
 tfail "VDI id with trailing junk" "VDI id|invalid" "0 $SZ parallax /dev/ubda 1x"
-tfail "free VDI slot" "free|no VDI|not in use|invalid" "0 $SZ parallax /dev/ubda 7 1 read_only"
+tfail "free VDI slot" "free|no such VDI|not in use" "0 $SZ parallax /dev/ubda 7 1 read_only"
 tfail "deleted VDI" "deleted" "0 $SZ parallax /dev/ubda 3 1 read_only"
 tfail "length beyond the VDI" "exceeds|size" "0 $((SZ + 8)) parallax /dev/ubda 1 1 read_only"
 tfail "2 cache_mb (value missing)" "missing|argument" "0 $SZ parallax /dev/ubda 1 2 cache_mb"
@@ -174,9 +174,9 @@ cmp -s "$T/w" <(dd if=/dev/mapper/bv bs=64K skip=3 count=1 iflag=direct status=n
 	g_ok "bv reads and writes correctly after bad messages" || g_not_ok "bv reads and writes correctly after bad messages"
 id=$(dmsetup message bv 0 snapshot ok-label 2>&1)
 [ "$id" = 1@1 ] && g_ok "a good snapshot message still works (1@1)" || g_not_ok "snapshot after bad messages: $id"
+tfail "VDI claimed by host 1 loaded as host 2" "claimed" "0 $SZ parallax /dev/ubda 1 2 host_id 2"
 g_check "detach bv" "$P" detach bv
 PARALLAX_RUN_DIR=$T/run2 g_check "detach bh2" "$P" detach bh2
-tfail "VDI claimed by host 1 loaded as host 2" "claimed" "0 $SZ parallax /dev/ubda 1 2 host_id 2" 
 
 # Corrupt radix pointers (brad).  A fresh table per case, so each bad
 # pointer is met by a device that has not failed yet.

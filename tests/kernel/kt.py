@@ -14,6 +14,13 @@ stampwrite DEV NBLOCKS SECONDS LOG
     sequence number 1, 2, ..., checksum).  Writes LOG: one little-endian u32
     block number per sequence number, in order.
 
+snaploop NAME PID INTERVAL MAXSNAPS OUT
+    While process PID lives, send "snapshot" to device-mapper device NAME
+    (DM_TARGET_MSG ioctl, no dmsetup process per message) every INTERVAL
+    seconds, up to MAXSNAPS; also stops when the metadata free count in
+    the status falls below 120.  Appends each returned id to OUT; fails on
+    an error or an unexpected id (the ids must run N@1, N@2, ...).
+
 poke FILE BLOCK INDEX VALUE / peek FILE BLOCK INDEX
     Write / print the little-endian u64 at entry INDEX of 4 KiB block BLOCK.
 
@@ -158,6 +165,66 @@ def stampcheck(store, log, vdi, snaps):
     return 1 if errors else 0
 
 
+DM_NAME_LEN = 128
+DM_IOCTL_SIZE = 312
+
+
+def dm_ioctl(fd, cmd, name, payload=b"", size=16384):
+    import fcntl
+    buf = bytearray(size)
+    struct.pack_into("<3IIIIiII", buf, 0, 4, 0, 0, size, DM_IOCTL_SIZE, 0, 0, 0, 0)
+    nm = name.encode()
+    buf[48:48 + len(nm)] = nm
+    buf[DM_IOCTL_SIZE:DM_IOCTL_SIZE + len(payload)] = payload
+    req = (3 << 30) | (DM_IOCTL_SIZE << 16) | (0xFD << 8) | cmd
+    fcntl.ioctl(fd, req, buf, True)
+    flags = struct.unpack_from("<I", buf, 28)[0]
+    start = struct.unpack_from("<I", buf, 16)[0]
+    return flags, buf, start
+
+
+def dm_message(fd, name, msg):
+    """Send a target message to sector 0; return its result string."""
+    flags, buf, start = dm_ioctl(fd, 14, name, struct.pack("<Q", 0) + msg.encode() + b"\0")
+    if not flags & (1 << 16):           # DM_DATA_OUT_FLAG
+        return ""
+    return bytes(buf[start:]).split(b"\0", 1)[0].decode()
+
+
+def snaploop(name, pid, interval, maxsnaps, out):
+    pid, interval, maxsnaps = int(pid), float(interval), int(maxsnaps)
+    fd = os.open("/dev/mapper/control", os.O_RDWR)
+    ids = []
+    t0 = time.monotonic()
+    why = "writer finished"
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        if len(ids) >= maxsnaps:
+            why = "reached %d snapshots" % maxsnaps
+            break
+        try:
+            r = dm_message(fd, name, "snapshot")
+        except OSError as e:
+            sys.exit("snapshot %d: %s" % (len(ids) + 1, e))
+        vdi = r.split("@")[0]
+        if r != "%s@%d" % (vdi, len(ids) + 1):
+            sys.exit("snapshot %d returned %r" % (len(ids) + 1, r))
+        ids.append(r)
+        with open(out, "a") as f:
+            f.write(r + "\n")
+        if len(ids) % 20 == 0:
+            st = subprocess.run(["dmsetup", "status", name], stdout=subprocess.PIPE).stdout.split()
+            if int(st[7]) < 120:
+                why = "metadata extent nearly full"
+                break
+        time.sleep(interval)
+    dt = time.monotonic() - t0
+    print("%d snapshots in %.1f s, %.1f per second (%s)" % (len(ids), dt, len(ids) / dt, why))
+
+
 def poke(path, block, index, value):
     with open(path, "r+b") as f:
         f.seek(int(block) * BS + 8 * int(index))
@@ -172,6 +239,8 @@ def peek(path, block, index):
 
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "snaploop":
+        return snaploop(*args)
     if cmd == "poke":
         return poke(*args)
     if cmd == "peek":

@@ -3,6 +3,7 @@
 # Two VDIs and a clone of one of them attached at the same time, each
 # written concurrently by its own fio job with crc32c verification.  The
 # clone shares blocks with its parent's snapshot, which both overwrite.
+# Snapshots of the origin and the clone are taken while the jobs run.
 # Ranges fio did not touch must still hold the imported data; offline the
 # snapshot is unchanged, exports equal what the guest read, check clean.
 set -u
@@ -30,7 +31,15 @@ KT_FIO_TAG=b KT_FIO_DEV=/dev/mapper/mb g_fio "fio on mb (sparse 0-6M) verify" \
 	--rw=randwrite --bs=4k --offset=0 --size=6M --io_size=3M --randseed=2 &
 KT_FIO_TAG=c KT_FIO_DEV=/dev/mapper/mc g_fio "fio on clone mc (4-10M, shared blocks) verify" \
 	--rw=randwrite --bs=4k --offset=4M --size=6M --io_size=3M --randseed=3 &
+# Snapshots of ma and mc while all three jobs run.
+(for i in 2 3 4 5 6; do
+	echo "$(dmsetup message ma 0 snapshot 2>&1) $(dmsetup message mc 0 snapshot 2>&1)"
+	sleep 0.2
+done) >"$T/snapids" &
 wait
+want=$(for i in 2 3 4 5 6; do echo "1@$i 3@$((i - 1))"; done)
+[ "$(cat "$T/snapids")" = "$want" ] && g_ok "5 snapshots each of ma and mc during the writes" ||
+	g_not_ok "snapshots during the writes: $(tr '\n' ' ' <"$T/snapids")"
 for v in ma mb mc; do
 	dd if=/dev/mapper/$v of="$T/$v.img" bs=1M iflag=direct status=none
 	[ "$(g_status $v 1)" = ok ] && g_ok "$v mode ok" || g_not_ok "$v: $(dmsetup status $v)"
