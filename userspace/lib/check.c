@@ -12,7 +12,7 @@
  *    have exactly one link in the whole store (else a write in place would
  *    change a snapshot or another VDI);
  *  - every reachable block (nodes, data, roots, log blocks) allocated in
- *    its extent's bitmap; a free extent holds nothing;
+ *    its extent's bitmap;
  *  - clone parent references resolve to an existing snapshot record.
  * Allocated but unreachable blocks are garbage for the collector, not
  * errors; they are counted.  Deleted VDIs and deleted snapshots are not
@@ -335,7 +335,7 @@ static void ck_bitmaps(struct plx_ck *ck)
 
 	for (e = s->geo.system_extents; e < s->geo.nr_extents; e++) {
 		struct plx_extent_bm *bm = plx_bitmap_load(s, e);
-		u64 base = e << s->geo.extent_shift, busy = 0;
+		u64 base = e << s->geo.extent_shift;
 		u64 bmb;
 		u32 bit;
 
@@ -357,9 +357,14 @@ static void ck_bitmaps(struct plx_ck *ck)
 						(unsigned long long)e);
 				continue;
 			}
+			/*
+			 * Unreachable but allocated is garbage, also in an
+			 * extent still typed free: a crash between the
+			 * catalogue and bitmap writes, which may reach the
+			 * disk in either order, leaves that harmlessly.
+			 */
 			if (set) {
 				ck->st->allocated++;
-				busy++;
 				if (!bt(ck->reach, b))
 					ck->st->garbage++;
 			} else if (bt(ck->reach, b)) {
@@ -370,13 +375,6 @@ static void ck_bitmaps(struct plx_ck *ck)
 					(unsigned long long)bmb, bit);
 			}
 		}
-		/* A damaged catalogue block was reported already. */
-		if (s->ext_type[e] == PLX_EXT_FREE && busy &&
-		    !s->cat_err[e / PLX_CATALOGUE_PER_BLOCK])
-			problem(ck, base,
-				"block %llu: extent %llu is free in the catalogue but has %llu blocks allocated",
-				(unsigned long long)base, (unsigned long long)e,
-				(unsigned long long)busy);
 	}
 }
 
