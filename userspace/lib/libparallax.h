@@ -113,11 +113,15 @@ struct plx_store *plx_open(const char *path, int flags);
 void plx_close(struct plx_store *s);
 int plx_store_sane(struct plx_store *s);
 
-/* Write dirty bitmap and catalogue blocks, then fsync. */
+/* Write dirty catalogue, then bitmap blocks, then fsync. */
 int plx_sync(struct plx_store *s);
 int plx_fsync(struct plx_store *s);
 
-/* Raw block I/O; errors name the block. */
+/*
+ * Raw block I/O; errors name the block.  Every write of the library goes
+ * through plx_write_block(), where the PARALLAX_CRASH_AFTER_WRITES test
+ * hook (store.c) can simulate a crash.
+ */
 int plx_read_block(struct plx_store *s, u64 blocknr, void *buf);
 int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf);
 /* Read, seal-check against the store's UUID, report failures. */
