@@ -118,9 +118,9 @@ int plx_sync(struct plx_store *s);
 int plx_fsync(struct plx_store *s);
 
 /*
- * Raw block I/O; errors name the block.  Every write of the library goes
- * through plx_write_block(), where the PARALLAX_CRASH_AFTER_WRITES test
- * hook (store.c) can simulate a crash.
+ * Raw block I/O; errors name the block.  Every write to an open store
+ * goes through plx_write_block() (plx_format() writes on its own), where
+ * the PARALLAX_CRASH_AFTER_WRITES test hook (store.c) can simulate a crash.
  */
 int plx_read_block(struct plx_store *s, u64 blocknr, void *buf);
 int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf);
