@@ -281,6 +281,9 @@ static void ck_parents(struct plx_ck *ck)
 		seq = le64_to_cpu(v->parent_seq);
 		log = le64_to_cpu(v->parent_log);
 		rb = plx_registry_block(&s->geo, id);
+		/* A damaged parent record is reported on its own. */
+		if (s->slots[pid - 1].state == PLX_SLOT_BAD)
+			continue;
 		if (s->slots[pid - 1].state != PLX_SLOT_VDI) {
 			problem(ck, rb,
 				"block %llu: VDI %llu is a clone of %llu@%llu, but VDI %llu does not exist",
