@@ -188,7 +188,7 @@ int plx_format(const char *path, const struct plx_format_opts *o,
 	u64 dev_blocks;
 	int fd, ret = -1;
 
-	fd = plx_open_device(path, true);
+	fd = plx_open_device(path, true, true);
 	if (fd < 0)
 		return -1;
 	if (plx_device_blocks(fd, &dev_blocks))

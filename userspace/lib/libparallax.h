@@ -95,10 +95,10 @@ struct plx_store {
 #define PLX_OPEN_RDWR	1
 
 /*
- * Open a file or block device; a block device opened for writing is
- * opened O_EXCL, so it is refused while mounted or attached.
+ * Open a file or block device.  With @exclusive a block device is opened
+ * O_EXCL, so it is refused while mounted or attached (format uses this).
  */
-int plx_open_device(const char *path, bool write);
+int plx_open_device(const char *path, bool write, bool exclusive);
 /* Size of a file or block device in whole blocks. */
 int plx_device_blocks(int fd, u64 *blocks);
 

@@ -40,18 +40,19 @@ int plx_device_blocks(int fd, u64 *blocks)
 	return 0;
 }
 
-int plx_open_device(const char *path, bool write)
+int plx_open_device(const char *path, bool write, bool exclusive)
 {
 	int flags = (write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
 	struct stat st;
 	int fd;
 
 	/*
-	 * A block device is opened exclusively for writing: that fails while
-	 * it is mounted or a device-mapper table (the dm-parallax target)
-	 * holds it, which is exactly when offline changes would be unsafe.
+	 * format opens a block device exclusively: that fails while it is
+	 * mounted or a device-mapper table holds it.  Other changes run
+	 * beside attached VDIs, as Parallax intends: they touch only VDIs and
+	 * extents that no host holds.
 	 */
-	if (write && !stat(path, &st) && S_ISBLK(st.st_mode))
+	if (exclusive && !stat(path, &st) && S_ISBLK(st.st_mode))
 		flags |= O_EXCL;
 	fd = open(path, flags);
 	if (fd < 0)
@@ -286,7 +287,7 @@ struct plx_store *plx_open(const char *path, int flags)
 	}
 	s->path = path;
 	s->writable = flags & PLX_OPEN_RDWR;
-	s->fd = plx_open_device(path, s->writable);
+	s->fd = plx_open_device(path, s->writable, false);
 	if (s->fd < 0) {
 		free(s);
 		return NULL;
