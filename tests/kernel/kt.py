@@ -8,11 +8,13 @@ uwrite DEV MODEL SEED COUNT LO HI
     the same bytes are written to the regular file MODEL at the same
     offset.  Deterministic for a SEED.
 
-stampwrite DEV NBLOCKS SECONDS LOG
-    Rewrites random 4 KiB blocks of DEV's first NBLOCKS blocks with O_DIRECT
-    for SECONDS, one at a time; block contents are stamps (block number,
-    sequence number 1, 2, ..., checksum).  Writes LOG: one little-endian u32
-    block number per sequence number, in order.
+stampwrite DEV NBLOCKS SECONDS LOG [THREADS]
+    THREADS writers (default 1) rewrite random 4 KiB blocks of DEV's first
+    NBLOCKS blocks with O_DIRECT for SECONDS; thread t owns the blocks
+    b with b % THREADS == t and has one write in flight at a time.  Block
+    contents are stamps (block number, sequence number k * THREADS + t for
+    the thread's k-th write, crc32).  Writes LOG (JSON): each thread's
+    block numbers in the order written.
 
 snaploop NAME PID INTERVAL MAXSNAPS OUT
     While process PID lives, send "snapshot" to device-mapper device NAME
@@ -28,8 +30,8 @@ stampcheck STORE LOG VDI SNAP...
     Offline: exports each snapshot (in the order given) and then VDI with
     "parallax export STORE X -" and checks that every block is zero or a
     valid stamp for its own block number, that each snapshot equals the
-    state after exactly the writes up to its highest sequence number (the
-    writer had one write in flight), that sequence numbers never decrease
+    state after exactly a prefix of each writer thread's writes (a thread
+    had one write in flight), that sequence numbers never decrease
     from one snapshot to the next and to the VDI, and that the VDI equals
     the writer's final state.
 """
@@ -90,23 +92,40 @@ def uwrite(dev, model, seed, count, lo, hi):
     print("%d writes, %d not 4 KiB aligned" % (count, unaligned))
 
 
-def stampwrite(dev, nblocks, seconds, log):
-    nblocks, seconds = int(nblocks), float(seconds)
-    fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
-    buf = mmap.mmap(-1, BS)
-    order = []
-    rnd = random.Random(1)
+def stampwrite(dev, nblocks, seconds, log, threads="1"):
+    import json
+    import threading
+    nblocks, seconds, nthr = int(nblocks), float(seconds), int(threads)
+    orders = [[] for _ in range(nthr)]
+    errors = []
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        blk = rnd.randrange(nblocks)
-        order.append(blk)
-        buf[:] = stamp(blk, len(order))
-        if os.pwrite(fd, buf, blk * BS) != BS:
-            sys.exit("short write")
-    os.close(fd)
-    with open(log, "wb") as f:
-        f.write(struct.pack("<%dI" % len(order), *order))
-    print("%d writes in %.1f s" % (len(order), seconds))
+
+    def run(t):
+        try:
+            fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
+            buf = mmap.mmap(-1, BS)
+            rnd = random.Random(t + 1)
+            mine = range(t, nblocks, nthr)
+            while time.monotonic() < end:
+                blk = rnd.choice(mine)
+                orders[t].append(blk)
+                buf[:] = stamp(blk, len(orders[t]) * nthr + t)
+                if os.pwrite(fd, buf, blk * BS) != BS:
+                    raise OSError("short write")
+            os.close(fd)
+        except OSError as e:
+            errors.append("thread %d: %s" % (t, e))
+
+    ths = [threading.Thread(target=run, args=(t,)) for t in range(nthr)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    with open(log, "w") as f:
+        json.dump({"threads": nthr, "orders": orders}, f)
+    if errors:
+        sys.exit("; ".join(errors))
+    print("%d threads, %d writes in %.1f s" % (nthr, sum(map(len, orders)), seconds))
 
 
 def export(store, obj):
@@ -118,9 +137,10 @@ def export(store, obj):
 
 
 def stampcheck(store, log, vdi, snaps):
-    with open(log, "rb") as f:
-        raw = f.read()
-    order = struct.unpack("<%dI" % (len(raw) // 4), raw)
+    import json
+    with open(log) as f:
+        lg = json.load(f)
+    nthr, orders = lg["threads"], lg["orders"]
     errors = 0
 
     def err(msg):
@@ -137,31 +157,38 @@ def stampcheck(store, log, vdi, snaps):
         seqs = []
         for blk in range(nblocks):
             r = parse(img[blk * BS:(blk + 1) * BS], blk)
+            if not isinstance(r, str) and r and (r % nthr != blk % nthr or r < nthr):
+                r = "sequence %d is not from the thread owning the block" % r
             if isinstance(r, str):
                 err("%s block %d: %s" % (name, blk, r))
                 r = -1
             seqs.append(r)
-        # The state after writes 1..top, top being the highest sequence seen
-        # (all of the VDI's writes for the VDI itself).
-        top = len(order) if name == vdi else max(max(seqs), 0)
+        # Per writer thread (each had one write in flight, on its own
+        # blocks): the state after its writes 1..top, top being the highest
+        # of its sequence numbers seen (all of its writes for the VDI).
         want = [0] * nblocks
-        for seq in range(1, top + 1):
-            if order[seq - 1] < nblocks:
-                want[order[seq - 1]] = seq
+        for t in range(nthr):
+            if name == vdi:
+                top = len(orders[t])
+            else:
+                top = max([s // nthr for b, s in enumerate(seqs) if b % nthr == t and s > 0] or [0])
+            for k in range(1, top + 1):
+                blk = orders[t][k - 1]
+                if blk < nblocks:
+                    want[blk] = k * nthr + t
         bad = [b for b in range(nblocks) if seqs[b] != -1 and seqs[b] != want[b]]
         for b in bad[:5]:
-            err("%s block %d: sequence %d, want %d (state after write %d)"
-                % (name, b, seqs[b], want[b], top))
+            err("%s block %d: sequence %d, want %d" % (name, b, seqs[b], want[b]))
         if bad:
-            err("%s: %d blocks differ from the state after write %d" % (name, len(bad), top))
+            err("%s: %d blocks differ from a prefix of each writer's writes" % (name, len(bad)))
         if prev is not None:
             dec = [b for b in range(nblocks) if seqs[b] < prev[b]]
             for b in dec[:5]:
                 err("block %d: sequence %d in %s but %d in the later %s"
                     % (b, prev[b], prev_name, seqs[b], name))
         prev, prev_name = seqs, name
-    print("# checked %d snapshots and the VDI, %d writes, %d errors"
-          % (len(snaps), len(order), errors))
+    print("# checked %d snapshots and the VDI, %d writes by %d threads, %d errors"
+          % (len(snaps), sum(map(len, orders)), nthr, errors))
     return 1 if errors else 0
 
 
