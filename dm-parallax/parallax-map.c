@@ -17,6 +17,7 @@
 
 struct plx_lookup {
 	u64 data;			/* data block; 0 = sparse */
+	unsigned int run;		/* blocks from here mapped alike */
 	bool writable;			/* every link from the root is writable */
 	bool pending;			/* a node on the path is pending */
 };
@@ -37,13 +38,38 @@ void plx_wake_worker(struct plx_target *t)
 }
 
 /*
- * Walk from @root to the data block of @vblock.  Returns 0, -EWOULDBLOCK
- * when a node is not cached and @may_block is false, or -EIO.  Every
- * pointer is checked before it is followed: a corrupt node must never send
- * I/O outside the extents of the right type.
+ * The run that starts at entry @idx of level-0 node @node: up to @max
+ * entries that are all sparse, or that point at consecutive blocks with
+ * the same read-only bit.  Such a run can be served by one bio.
+ */
+static unsigned int plx_run(struct plx_target *t, const __le64 *node,
+			    unsigned int idx, u64 ptr, unsigned int max)
+{
+	unsigned int n = 1;
+
+	max = min_t(unsigned int, max, PLX_PTRS_PER_NODE - idx);
+	while (n < max) {
+		u64 next = le64_to_cpu(READ_ONCE(node[idx + n]));
+
+		if (ptr ? next != ptr + n : next)
+			break;
+		if (ptr && plx_check_addr(&t->store.geo, plx_ptr_addr(next),
+					  PLX_EXT_DATA))
+			break;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Walk from @root to the data block of @vblock, and measure the run of up
+ * to @max blocks mapped alike from there.  Returns 0, -EWOULDBLOCK when a
+ * node is not cached and @may_block is false, or -EIO.  Every pointer is
+ * checked before it is followed: a corrupt node must never send I/O
+ * outside the extents of the right type.
  */
 static int plx_lookup(struct plx_target *t, const __le64 *root, u64 vblock,
-		      bool may_block, struct plx_lookup *res)
+		      unsigned int max, bool may_block, struct plx_lookup *res)
 {
 	struct dm_bufio_client *bufio = t->store.bufio;
 	const __le64 *node = root;
@@ -53,49 +79,56 @@ static int plx_lookup(struct plx_target *t, const __le64 *root, u64 vblock,
 
 	res->writable = true;
 	res->pending = false;
-	for (level = t->height - 1; level >= 0; level--) {
-		u64 ptr = le64_to_cpu(READ_ONCE(node[plx_radix_index(vblock, level)]));
+	for (level = t->height - 1; ; level--) {
+		unsigned int idx = plx_radix_index(vblock, level);
+		u64 ptr = le64_to_cpu(READ_ONCE(node[idx]));
 		u64 addr = plx_ptr_addr(ptr);
+		const __le64 *child;
+		struct dm_buffer *cb;
 		enum plx_err err;
 
 		if (xa_load(&t->pending, blk))
 			res->pending = true;
-		if (b)
-			dm_bufio_release(b);
-		b = NULL;
-		if (!ptr) {
-			res->data = 0;
-			res->writable = false;
-			return 0;
-		}
-		res->writable &= !plx_ptr_is_ro(ptr);
-		err = plx_check_addr(&t->store.geo, addr,
-				     level ? PLX_EXT_METADATA : PLX_EXT_DATA);
+		err = ptr ? plx_check_addr(&t->store.geo, addr,
+					   level ? PLX_EXT_METADATA : PLX_EXT_DATA) :
+			    PLX_OK;
 		if (err) {
 			DMERR_LIMIT("VDI %llu: block %llu level %d: pointer %llx: %s",
 				    t->vdi_id, vblock, level, ptr,
 				    plx_strerror(err));
 			plx_fail(t, "corrupt_radix_node");
-			return -EIO;
+			goto fail;
 		}
-		if (!level) {
-			res->data = addr;
+		res->writable &= ptr && !plx_ptr_is_ro(ptr);
+		if (!level || !ptr) {
+			res->data = level ? 0 : addr;
+			res->run = level ? 1 : plx_run(t, node, idx, ptr, max);
+			if (b)
+				dm_bufio_release(b);
 			return 0;
 		}
 		if (may_block)
-			node = dm_bufio_read(bufio, addr, &b);
+			child = dm_bufio_read(bufio, addr, &cb);
 		else
-			node = dm_bufio_get(bufio, addr, &b);
-		if (!node)
+			child = dm_bufio_get(bufio, addr, &cb);
+		if (b)
+			dm_bufio_release(b);
+		b = NULL;
+		if (!child)
 			return -EWOULDBLOCK;
-		if (IS_ERR(node)) {
+		if (IS_ERR(child)) {
 			DMERR_LIMIT("VDI %llu: cannot read radix node %llu: %ld",
-				    t->vdi_id, addr, PTR_ERR(node));
+				    t->vdi_id, addr, PTR_ERR(child));
 			return -EIO;
 		}
+		node = child;
+		b = cb;
 		blk = addr;
 	}
-	return -EIO;	/* height 0 is rejected at table load */
+fail:
+	if (b)
+		dm_bufio_release(b);
+	return -EIO;
 }
 
 u64 plx_bio_vblock(struct plx_target *t, struct bio *bio)
@@ -161,6 +194,28 @@ static void plx_defer(struct plx_target *t, struct bio *bio)
 	plx_wake_worker(t);
 }
 
+/* Blocks, from the first, that @bio touches. */
+static unsigned int plx_bio_blocks(struct plx_target *t, struct bio *bio)
+{
+	sector_t off = dm_target_offset(t->ti, bio->bi_iter.bi_sector);
+	sector_t end = off + bio_sectors(bio);
+
+	return ((end + PLX_SECTORS_PER_BLOCK - 1) >> (PLX_BLOCK_SHIFT - SECTOR_SHIFT)) -
+	       (off >> (PLX_BLOCK_SHIFT - SECTOR_SHIFT));
+}
+
+/* Keep only the first @blocks blocks of @bio; dm sends the rest on. */
+static void plx_accept_blocks(struct plx_target *t, struct bio *bio,
+			      unsigned int blocks)
+{
+	sector_t off = dm_target_offset(t->ti, bio->bi_iter.bi_sector);
+	sector_t len = ((sector_t)blocks << (PLX_BLOCK_SHIFT - SECTOR_SHIFT)) -
+		       (off & (PLX_SECTORS_PER_BLOCK - 1));
+
+	if (bio_sectors(bio) > len)
+		dm_accept_partial_bio(bio, len);
+}
+
 int plx_map(struct dm_target *ti, struct bio *bio)
 {
 	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
@@ -168,6 +223,7 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 	bool write = op_is_write(bio_op(bio));
 	const __le64 *root;
 	struct plx_lookup res;
+	unsigned int blocks;
 	u64 vblock;
 	int r;
 
@@ -185,16 +241,21 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 	if (write && READ_ONCE(t->mode) != PLX_MODE_OK)
 		return DM_MAPIO_KILL;
 	if (bio_op(bio) == REQ_OP_DISCARD) {
+		/* The worker takes discards one block at a time. */
+		plx_accept_blocks(t, bio, 1);
 		plx_defer(t, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
 
 	vblock = plx_bio_vblock(t, bio);
+	blocks = plx_bio_blocks(t, bio);
 	root = plx_epoch_get(t, bio);
-	r = plx_lookup(t, root, vblock, false, &res);
+	r = plx_lookup(t, root, vblock, blocks, false, &res);
 	if (!r) {
 		/* The walk may have seen a new link: check busy after it. */
 		smp_rmb();
+		if (res.pending)
+			res.run = 1;
 		if (xa_load(&t->busy, vblock))
 			r = -EWOULDBLOCK;
 		else if (write && (res.pending || !res.writable || !res.data))
@@ -206,10 +267,13 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 		plx_epoch_put(t, bio);
 		if (r != -EWOULDBLOCK)
 			return DM_MAPIO_KILL;
+		/* The worker takes one block at a time. */
+		plx_accept_blocks(t, bio, 1);
 		plx_defer(t, bio);
 		return DM_MAPIO_SUBMITTED;
 	}
 	atomic64_inc(&t->cache_hits);
+	plx_accept_blocks(t, bio, res.run);
 	if (!res.data) {
 		zero_fill_bio(bio);
 		bio_endio(bio);
@@ -231,7 +295,7 @@ static void plx_handle_read(struct plx_target *t, struct bio *bio)
 
 	if (plx_busy_park(t, bio, plx_bio_vblock(t, bio)))
 		return;
-	if (plx_lookup(t, t->root_node, plx_bio_vblock(t, bio), true, &res)) {
+	if (plx_lookup(t, t->root_node, plx_bio_vblock(t, bio), 1, true, &res)) {
 		bio_io_error(bio);
 		return;
 	}

@@ -278,10 +278,6 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
-	/* A bio never spans two blocks, so it maps to exactly one. */
-	r = dm_set_target_max_io_len(ti, PLX_SECTORS_PER_BLOCK);
-	if (r)
-		goto bad;
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->discards_supported = true;
