@@ -2,6 +2,7 @@
 #
 # dm-parallax top-level build.
 #
+#   make demo       format, attach, snapshot and clone in the UML kernel
 #   make            tools, the module for Debian's x86_64 6.12 kernel, the
 #                   UML test kernel and the module for it
 #   make setup      install every dependency from Debian's packages (root)
@@ -16,7 +17,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check clean
+.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean
 
 all: tools module uml-kernel module-uml
 
@@ -42,6 +43,11 @@ test:
 	scripts/setup --if-missing
 	$(MAKE) all module-6.1
 	tests/run
+
+demo:
+	scripts/setup --if-missing
+	$(MAKE) tools uml-kernel module-uml
+	scripts/demo
 
 check:
 	scripts/setup --if-missing
