@@ -1037,3 +1037,4 @@ kunit_test_suite(parallax_format_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the dm-parallax on-disk format");
 MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);

@@ -5,6 +5,7 @@
  * read a block and ask whether it may be trusted.
  */
 #ifdef __KERNEL__
+#include <kunit/visibility.h>
 #include <linux/crc32c.h>
 #include <linux/export.h>
 #include <linux/kernel.h>
@@ -43,12 +44,14 @@ const char *plx_strerror(enum plx_err err)
 		return "unknown error";
 	return plx_err_text[err];
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_strerror);
 
 /* CRC-32C (Castagnoli) with the standard pre- and post-inversion. */
 u32 plx_crc32c(const void *buf, size_t len)
 {
 	return ~crc32c(~0U, buf, len);
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_crc32c);
 
 static u32 plx_block_crc(const void *block)
 {
@@ -65,6 +68,7 @@ void plx_block_seal(void *block, u32 magic, u64 blocknr, const u8 *uuid)
 	memcpy(h->uuid, uuid, sizeof(h->uuid));
 	h->crc = cpu_to_le32(plx_block_crc(block));
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_block_seal);
 
 /* Recompute the crc after changing a block whose header is already set. */
 void plx_block_update_crc(void *block)
@@ -73,6 +77,7 @@ void plx_block_update_crc(void *block)
 
 	h->crc = cpu_to_le32(plx_block_crc(block));
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_block_update_crc);
 
 enum plx_err plx_block_verify(const void *block, u32 magic, u64 blocknr,
 			      const u8 *uuid)
@@ -89,6 +94,7 @@ enum plx_err plx_block_verify(const void *block, u32 magic, u64 blocknr,
 		return PLX_E_UUID;
 	return PLX_OK;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_block_verify);
 
 static u64 plx_div_round_up(u64 n, u64 d)
 {
@@ -101,11 +107,13 @@ u64 plx_bitmap_blocks_per_extent(u64 extent_blocks)
 {
 	return plx_div_round_up(extent_blocks, PLX_BITS_PER_BITMAP);
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_bitmap_blocks_per_extent);
 
 u64 plx_catalogue_blocks_for(u64 nr_extents)
 {
 	return plx_div_round_up(nr_extents, PLX_CATALOGUE_PER_BLOCK);
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_catalogue_blocks_for);
 
 u64 plx_system_extents_for(u64 extent_blocks, u64 catalogue_blocks,
 			   u64 registry_slots)
@@ -113,6 +121,7 @@ u64 plx_system_extents_for(u64 extent_blocks, u64 catalogue_blocks,
 	return plx_div_round_up(1 + catalogue_blocks + registry_slots,
 				extent_blocks);
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_system_extents_for);
 
 static bool plx_is_pow2(u64 n)
 {
@@ -167,6 +176,7 @@ enum plx_err plx_superblock_check(const struct plx_superblock *sb,
 		return PLX_E_DEVICE_SMALL;
 	return PLX_OK;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_superblock_check);
 
 void plx_geometry_init(struct plx_geometry *g,
 		       const struct plx_superblock *sb, const u8 *ext_type)
@@ -184,6 +194,7 @@ void plx_geometry_init(struct plx_geometry *g,
 	memcpy(g->uuid, sb->hdr.uuid, sizeof(g->uuid));
 	g->ext_type = ext_type;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_geometry_init);
 
 /*
  * Check catalogue block @index (0-based) and every entry in it.  Entries
@@ -203,6 +214,7 @@ enum plx_err plx_catalogue_check(const struct plx_geometry *g,
 		return err;
 	for (i = 0; i < PLX_CATALOGUE_PER_BLOCK; i++) {
 		const struct plx_extent_entry *e = &cb->entries[i];
+		bool typed_system = e->type == PLX_EXT_SYSTEM;
 		u64 ext = first + i;
 		bool system = ext < g->system_extents;
 
@@ -212,7 +224,7 @@ enum plx_err plx_catalogue_check(const struct plx_geometry *g,
 				return PLX_E_CATALOGUE_FIELD;
 			continue;
 		}
-		if (e->flags || (system != (e->type == PLX_EXT_SYSTEM)))
+		if (e->flags || system != typed_system)
 			return PLX_E_CATALOGUE_FIELD;
 		if (e->type > PLX_EXT_METADATA)
 			return PLX_E_CATALOGUE_FIELD;
@@ -221,6 +233,7 @@ enum plx_err plx_catalogue_check(const struct plx_geometry *g,
 	}
 	return PLX_OK;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_catalogue_check);
 
 /*
  * May a pointer of kind @want (data or metadata) point at @blocknr?  It
@@ -242,6 +255,7 @@ enum plx_err plx_check_addr(const struct plx_geometry *g, u64 blocknr,
 		return PLX_E_EXTENT_TYPE;
 	return PLX_OK;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_check_addr);
 
 void plx_bitmap_locate(const struct plx_geometry *g, u64 blocknr,
 		       u64 *bitmap_blocknr, u32 *bit)
@@ -252,11 +266,13 @@ void plx_bitmap_locate(const struct plx_geometry *g, u64 blocknr,
 	*bitmap_blocknr = ext_start + off / PLX_BITS_PER_BITMAP;
 	*bit = off % PLX_BITS_PER_BITMAP;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_bitmap_locate);
 
 u64 plx_registry_block(const struct plx_geometry *g, u64 vdi_id)
 {
 	return g->registry_start + vdi_id - 1;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_registry_block);
 
 /*
  * The copy of a node reached through a read-only link: every link in it
@@ -273,6 +289,7 @@ void plx_node_copy_ro(struct plx_radix_node *dst,
 		dst->ptr[i] = cpu_to_le64(p ? p | PLX_PTR_RO : 0);
 	}
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_node_copy_ro);
 
 u8 plx_height_for_size(u64 bytes)
 {
@@ -283,11 +300,13 @@ u8 plx_height_for_size(u64 bytes)
 			return h;
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_height_for_size);
 
 u64 plx_max_size_for_height(u8 height)
 {
 	return 1ULL << (PLX_BLOCK_SHIFT + PLX_NODE_SHIFT * height);
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_max_size_for_height);
 
 /*
  * Names and labels: 1..len-1 bytes of [A-Za-z0-9._-], NUL padded, and not
@@ -317,6 +336,7 @@ enum plx_err plx_name_check(const char *name, size_t len)
 			return PLX_E_NAME;
 	return PLX_OK;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_name_check);
 
 enum plx_err plx_vdi_check(const struct plx_geometry *g,
 			   const struct plx_vdi_record *v, u64 vdi_id)
@@ -364,6 +384,7 @@ enum plx_err plx_vdi_check(const struct plx_geometry *g,
 	}
 	return PLX_OK;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_vdi_check);
 
 enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 			       const struct plx_snaplog_block *l,
@@ -402,32 +423,4 @@ enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 	}
 	return PLX_OK;
 }
-
-/*
- * Exported only to the KUnit suite in parallax-format-test.c, which is a
- * module of its own; a kernel without KUnit exports nothing.
- */
-#ifdef __KERNEL__
-#if IS_ENABLED(CONFIG_KUNIT)
-EXPORT_SYMBOL_GPL(plx_strerror);
-EXPORT_SYMBOL_GPL(plx_crc32c);
-EXPORT_SYMBOL_GPL(plx_block_seal);
-EXPORT_SYMBOL_GPL(plx_block_update_crc);
-EXPORT_SYMBOL_GPL(plx_block_verify);
-EXPORT_SYMBOL_GPL(plx_bitmap_blocks_per_extent);
-EXPORT_SYMBOL_GPL(plx_catalogue_blocks_for);
-EXPORT_SYMBOL_GPL(plx_system_extents_for);
-EXPORT_SYMBOL_GPL(plx_superblock_check);
-EXPORT_SYMBOL_GPL(plx_geometry_init);
-EXPORT_SYMBOL_GPL(plx_catalogue_check);
-EXPORT_SYMBOL_GPL(plx_check_addr);
-EXPORT_SYMBOL_GPL(plx_bitmap_locate);
-EXPORT_SYMBOL_GPL(plx_registry_block);
-EXPORT_SYMBOL_GPL(plx_node_copy_ro);
-EXPORT_SYMBOL_GPL(plx_height_for_size);
-EXPORT_SYMBOL_GPL(plx_max_size_for_height);
-EXPORT_SYMBOL_GPL(plx_name_check);
-EXPORT_SYMBOL_GPL(plx_vdi_check);
-EXPORT_SYMBOL_GPL(plx_snaplog_check);
-#endif
-#endif
+EXPORT_SYMBOL_IF_KUNIT(plx_snaplog_check);

@@ -414,9 +414,8 @@ static void plx_emit_table(struct plx_target *t, char *result,
 	char opts[160];
 	int len = 0;
 
-#define PLX_OPT(fmt, ...) do {						\
-		len += scnprintf(opts + len, sizeof(opts) - len, fmt, ##__VA_ARGS__); \
-	} while (0)
+#define PLX_OPT(fmt, ...) \
+	(len += scnprintf(opts + len, sizeof(opts) - len, fmt, ##__VA_ARGS__))
 	if (t->cache_bytes != (unsigned long)PLX_DEFAULT_CACHE_MB << 20) {
 		PLX_OPT(" cache_mb %lu", t->cache_bytes >> 20);
 		n += 2;

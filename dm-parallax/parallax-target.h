@@ -85,7 +85,7 @@ struct plx_target {
 	struct delayed_work waker;
 	struct work_struct release_no_space;
 
-	struct mutex message_lock;
+	struct mutex message_lock;	/* one message at a time */
 	enum plx_mode mode;
 	const char *fail_reason;	/* one word, for the status line */
 

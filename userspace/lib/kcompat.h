@@ -33,6 +33,9 @@ typedef uint64_t u64;
 
 #define ilog2(n) (63 - __builtin_clzll((unsigned long long)(n)))
 
+/* The kernel exports the shared code to its KUnit suite only. */
+#define EXPORT_SYMBOL_IF_KUNIT(sym)
+
 /* Same contract as the kernel's crc32c(): no pre- or post-inversion. */
 u32 crc32c(u32 crc, const void *buf, size_t len);
 
