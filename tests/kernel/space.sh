@@ -4,7 +4,9 @@
 # beyond it wait (status out_of_space) until add_extent grants another,
 # then complete with the right data; a table reloaded with
 # error_if_no_space fails such writes at once with ENOSPC and the device
-# keeps working; release_extent stops allocation from an extent.
+# keeps working; release_extent stops allocation from an extent.  A
+# noflush suspend hands waiting writes back (they wait again after the
+# resume); a normal suspend fails them instead of stalling.
 set -u
 source "$(dirname "$0")/lib.sh"
 
@@ -42,6 +44,16 @@ done
 	g_not_ok "status while writing past the grant: $(dmsetup status sp) (dd running: $(kill -0 $ddpid 2>/dev/null && echo yes || echo no))"
 sleep 1
 kill -0 $ddpid 2>/dev/null && g_ok "the writer is still waiting" || g_not_ok "the writer did not wait: $(cat "$T/dd.err")"
+# A noflush suspend hands the waiting writes back to dm; after the
+# resume they wait again.
+t0=$SECONDS
+g_check "suspend --noflush with writes waiting for space" timeout 30 dmsetup --noudevsync suspend --noflush sp
+g_note "noflush suspend took $((SECONDS - t0)) s"
+g_check "resume" dmsetup --noudevsync resume sp
+sleep 0.5
+kill -0 $ddpid 2>/dev/null && [ "$(g_status sp 1)" = out_of_space ] &&
+	g_ok "after the resume the writes wait again (out_of_space)" ||
+	g_not_ok "after the resume: $(dmsetup status sp); dd running: $(kill -0 $ddpid 2>/dev/null && echo yes || echo no) $(cat "$T/dd.err")"
 g_check "add_extent ${ext[1]} (the released one)" dmsetup message sp 0 add_extent "${ext[1]}"
 wait $ddpid
 rc=$?
@@ -74,6 +86,25 @@ else
 fi
 cmp -s "$T/big" <(dd if=$D bs=64K count=100 iflag=direct status=none) &&
 	g_ok "old data intact after ENOSPC" || g_not_ok "old data differs after ENOSPC"
+# Back to waiting for space; a normal suspend fails the waiting writes
+# instead of stalling until no_space_timeout.
+g_check "reload without error_if_no_space" dmsetup --noudevsync reload sp --table "$table"
+g_check "resume" dmsetup --noudevsync resume sp
+for e in "${ext[@]}" $meta; do dmsetup message sp 0 add_extent "$e" >/dev/null 2>&1; done
+g_note "status: $(dmsetup status sp)"
+dd if=/dev/urandom of=$D bs=64K seek=400 count=4 oflag=direct status=none 2>"$T/dd.err" &
+ddpid=$!
+sleep 1
+[ "$(g_status sp 1)" = out_of_space ] && g_ok "writes wait again with no free block" || g_not_ok "status: $(dmsetup status sp)"
+t0=$SECONDS
+g_check "suspend with writes waiting for space" timeout 30 dmsetup --noudevsync suspend sp
+g_note "suspend took $((SECONDS - t0)) s"
+wait $ddpid
+rc=$?
+[ $rc != 0 ] && g_ok "the waiting writes failed: $(cat "$T/dd.err")" || g_not_ok "the waiting writes succeeded?"
+g_check "resume" dmsetup --noudevsync resume sp
+cmp -s "$T/big" <(dd if=$D bs=64K count=100 iflag=direct status=none) &&
+	g_ok "old data intact after the failed writes" || g_not_ok "old data differs after the failed writes"
 dd if=$D of="$T/live.img" bs=1M iflag=direct status=none
 g_note "status: $(dmsetup status sp)"
 g_check "detach sp" "$P" detach sp
