@@ -36,6 +36,8 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 /* Check the number of positional arguments left after options. */
 int cli_nargs(int argc, char **argv, int min, int max);
 int cli_help(const char *name);
+/* Options: only --help.  Returns -1 to go on, else an exit status. */
+int cli_only_help(int argc, char **argv, int nmin, int nmax);
 
 struct plx_store *cli_open(const char *dev, bool write);
 void cli_time(u64 ns, char *buf, size_t len);

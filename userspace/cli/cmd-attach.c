@@ -480,21 +480,13 @@ int cmd_attach(int argc, char **argv)
 
 int cmd_detach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct attach_state st;
 	char path[4200];
-	int c, ret;
+	int ret;
 
-	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (c == 'h')
-			return cli_help(cli_cmd);
-		return EXIT_USAGE;
-	}
-	if (cli_nargs(argc, argv, 1, 1))
-		return EXIT_USAGE;
+	ret = cli_only_help(argc, argv, 1, 1);
+	if (ret >= 0)
+		return ret;
 	if (!dm_name_ok(argv[optind]))
 		return cli_err(EXIT_USAGE, "'%s' is not a valid device name",
 			       argv[optind]);

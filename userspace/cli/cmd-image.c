@@ -7,24 +7,6 @@
 
 #include "cli.h"
 
-static int only_help(int argc, char **argv, int n)
-{
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (c == 'h')
-			return cli_help(cli_cmd);
-		return EXIT_USAGE;
-	}
-	if (cli_nargs(argc, argv, n, n))
-		return EXIT_USAGE;
-	return -1;
-}
-
 int cmd_import(int argc, char **argv)
 {
 	struct plx_io_stats st;
@@ -33,7 +15,7 @@ int cmd_import(int argc, char **argv)
 	int ret, fd;
 	u64 id;
 
-	ret = only_help(argc, argv, 3);
+	ret = cli_only_help(argc, argv, 3, 3);
 	if (ret >= 0)
 		return ret;
 	file = argv[optind + 2];
@@ -77,7 +59,7 @@ int cmd_export(int argc, char **argv)
 	bool is_snap;
 	int ret, fd;
 
-	ret = only_help(argc, argv, 3);
+	ret = cli_only_help(argc, argv, 3, 3);
 	if (ret >= 0)
 		return ret;
 	what = argv[optind + 1];

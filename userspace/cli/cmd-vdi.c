@@ -63,25 +63,6 @@ int cmd_create(int argc, char **argv)
 	return ret;
 }
 
-/* Options: only --help.  Returns -1 to go on, else an exit status. */
-static int only_help(int argc, char **argv, int nmin, int nmax)
-{
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (c == 'h')
-			return cli_help(cli_cmd);
-		return EXIT_USAGE;
-	}
-	if (cli_nargs(argc, argv, nmin, nmax))
-		return EXIT_USAGE;
-	return -1;
-}
-
 int cmd_delete(int argc, char **argv)
 {
 	const char *arg;
@@ -92,7 +73,7 @@ int cmd_delete(int argc, char **argv)
 	u64 id;
 	int ret;
 
-	ret = only_help(argc, argv, 2, 2);
+	ret = cli_only_help(argc, argv, 2, 2);
 	if (ret >= 0)
 		return ret;
 	arg = argv[optind + 1];
@@ -177,7 +158,7 @@ int cmd_label(int argc, char **argv)
 	struct plx_snap sn;
 	int ret;
 
-	ret = only_help(argc, argv, 3, 3);
+	ret = cli_only_help(argc, argv, 3, 3);
 	if (ret >= 0)
 		return ret;
 	s = cli_open(argv[optind], true);

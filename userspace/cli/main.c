@@ -73,6 +73,24 @@ int cli_nargs(int argc, char **argv, int min, int max)
 	return 0;
 }
 
+int cli_only_help(int argc, char **argv, int nmin, int nmax)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (c == 'h')
+			return cli_help(cli_cmd);
+		return EXIT_USAGE;
+	}
+	if (cli_nargs(argc, argv, nmin, nmax))
+		return EXIT_USAGE;
+	return -1;
+}
+
 struct plx_store *cli_open(const char *dev, bool write)
 {
 	struct plx_store *s = plx_open(dev, write ? PLX_OPEN_RDWR :
