@@ -289,10 +289,7 @@ static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
 	struct plx_grant *g;
 	int r;
 
-	memmove(res->blocks, res->blocks + res->head,
-		plx_reserve_count(res) * sizeof(res->blocks[0]));
-	res->nr -= res->head;
-	res->head = 0;
+	plx_reserve_compact(res);
 	list_for_each_entry(g, &a->grants, list) {
 		if (g->type != type)
 			continue;
@@ -360,7 +357,7 @@ u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type)
 		mutex_unlock(&a->lock);
 		return 0;
 	}
-	blocknr = res->blocks[res->head++];
+	blocknr = plx_reserve_pop(res);
 	a->free[slot]--;
 	a->used[slot]++;
 	mutex_unlock(&a->lock);

@@ -7,6 +7,7 @@
 
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/string.h>
 
 #include "parallax-store.h"
 
@@ -28,6 +29,20 @@ struct plx_reserve {
 static inline unsigned int plx_reserve_count(const struct plx_reserve *res)
 {
 	return res->nr - res->head;
+}
+
+/* Move what is left to the front, to make room for a refill. */
+static inline void plx_reserve_compact(struct plx_reserve *res)
+{
+	memmove(res->blocks, res->blocks + res->head,
+		plx_reserve_count(res) * sizeof(res->blocks[0]));
+	res->nr -= res->head;
+	res->head = 0;
+}
+
+static inline u64 plx_reserve_pop(struct plx_reserve *res)
+{
+	return res->blocks[res->head++];
 }
 
 struct plx_alloc {

@@ -6,6 +6,7 @@
  * runs in the target's single ordered worker, so pending nodes need no
  * locking of their own.  t->lock guards only the event lists.
  */
+#include <kunit/visibility.h>
 #include <linux/dm-bufio.h>
 #include <linux/slab.h>
 
@@ -76,6 +77,7 @@ void plx_commit_add_component(struct plx_pnode *c)
 {
 	c->outstanding++;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_commit_add_component);
 
 /*
  * @p was changed in memory.  An unlinked node is (re)written now; a
@@ -96,6 +98,7 @@ void plx_pnode_modified(struct plx_target *t, struct plx_pnode *p)
 		list_add_tail(&p->to_write, &t->to_write);
 	}
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_pnode_modified);
 
 void plx_node_endio(struct bio *bio)
 {

@@ -9,6 +9,7 @@
  * need a new block (parallax-cow.c), and bios that meet a pending node.
  * Data bios are remapped, never copied; sparse blocks read as zeros.
  */
+#include <kunit/visibility.h>
 #include <linux/dm-bufio.h>
 
 #include "parallax-target.h"
@@ -42,8 +43,8 @@ void plx_wake_worker(struct plx_target *t)
  * entries that are all sparse, or that point at consecutive blocks with
  * the same read-only bit.  Such a run can be served by one bio.
  */
-static unsigned int plx_run(struct plx_target *t, const __le64 *node,
-			    unsigned int idx, u64 ptr, unsigned int max)
+unsigned int plx_run(const struct plx_geometry *g, const __le64 *node,
+		     unsigned int idx, u64 ptr, unsigned int max)
 {
 	unsigned int n = 1;
 
@@ -53,13 +54,13 @@ static unsigned int plx_run(struct plx_target *t, const __le64 *node,
 
 		if (ptr ? next != ptr + n : next)
 			break;
-		if (ptr && plx_check_addr(&t->store.geo, plx_ptr_addr(next),
-					  PLX_EXT_DATA))
+		if (ptr && plx_check_addr(g, plx_ptr_addr(next), PLX_EXT_DATA))
 			break;
 		n++;
 	}
 	return n;
 }
+EXPORT_SYMBOL_IF_KUNIT(plx_run);
 
 /*
  * Walk from @root to the data block of @vblock, and measure the run of up
@@ -102,7 +103,7 @@ static int plx_lookup(struct plx_target *t, const __le64 *root, u64 vblock,
 		res->writable &= ptr && !plx_ptr_is_ro(ptr);
 		if (!level || !ptr) {
 			res->data = level ? 0 : addr;
-			res->run = level ? 1 : plx_run(t, node, idx, ptr, max);
+			res->run = level ? 1 : plx_run(&t->store.geo, node, idx, ptr, max);
 			if (b)
 				dm_bufio_release(b);
 			return 0;

@@ -94,6 +94,8 @@ struct plx_target {
 };
 
 /* parallax-map.c */
+unsigned int plx_run(const struct plx_geometry *g, const __le64 *node,
+		     unsigned int idx, u64 ptr, unsigned int max);
 int plx_map(struct dm_target *ti, struct bio *bio);
 int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void plx_worker(struct work_struct *ws);
