@@ -71,6 +71,8 @@ fi
 dd if=$D of="$T/now" bs=1M iflag=direct status=none
 cmp "$T/now" "$T/model" >"$T/g.out" 2>&1 && g_ok "device equals the byte model after unaligned writes" ||
 	g_not_ok "device differs from the byte model after unaligned writes: $(head -1 "$T/g.out")"
+g_fio "sequential writes of 512 B..128 KiB (multiples of 512) from 6M+1536 over writable/shared/sparse 6-12M verify" \
+	--rw=write --bsrange=512-128k --offset=$((6 * M + 1536)) --size=$((6 * M - 4096)) --randseed=5
 g_fio "bs=1536 random writes at offset 12M+512 verify" --rw=randwrite --bs=1536 \
 	--offset=$((12 * M + 512)) --size=$((1536 * 1000))
 g_fio "bs=1536 sequential rewrite over 12M+512 verify" --rw=write --bs=1536 \

@@ -3,7 +3,7 @@
 """Small I/O tools for the dm-parallax kernel tests.
 
 uwrite DEV MODEL SEED COUNT LO HI
-    COUNT random O_DIRECT writes to DEV, each 512..12288 bytes at a
+    COUNT random O_DIRECT writes to DEV, each 512 bytes..160 KiB at a
     512-byte aligned offset in [LO, HI) that is usually not 4 KiB aligned;
     the same bytes are written to the regular file MODEL at the same
     offset.  Deterministic for a SEED.
@@ -75,10 +75,10 @@ def uwrite(dev, model, seed, count, lo, hi):
     count, lo, hi = int(count), int(lo), int(hi)
     fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
     mf = os.open(model, os.O_RDWR)
-    buf = mmap.mmap(-1, 4 * BS)
+    buf = mmap.mmap(-1, 40 * BS)
     unaligned = 0
     for _ in range(count):
-        n = rnd.randint(1, 24) * 512
+        n = rnd.randint(1, 24 if rnd.random() < 0.7 else 320) * 512
         off = lo + rnd.randrange(0, (hi - lo - n) // 512) * 512
         if off % BS or n % BS:
             unaligned += 1
