@@ -239,6 +239,10 @@ static void plx_no_space(struct plx_target *t, struct bio *bio)
 		bio_endio(bio);
 		return;
 	}
+	if (READ_ONCE(t->suspending)) {
+		plx_end_suspended(t, bio);
+		return;
+	}
 	if (bio_list_empty(&t->no_space))
 		t->no_space_since = jiffies;
 	bio_list_add(&t->no_space, bio);

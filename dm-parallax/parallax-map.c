@@ -414,15 +414,25 @@ void plx_waker(struct work_struct *ws)
 }
 
 /*
- * Suspend waits for every bio, so bios waiting for space must not stay:
- * a noflush suspend (a table reload) gets them back to resubmit later, as
- * dm-thin does; any other suspend fails them.
+ * Suspend waits for every bio, so from presuspend until resume no bio may
+ * wait for space: a noflush suspend (a table reload) gets it back to
+ * resubmit after the resume, as dm-thin does; any other suspend fails it.
+ * The mode must last: dm resubmits requeued bios until it blocks I/O,
+ * which it does only after presuspend.
  */
+void plx_end_suspended(struct plx_target *t, struct bio *bio)
+{
+	bio->bi_status = dm_noflush_suspending(t->ti) ? BLK_STS_DM_REQUEUE :
+							BLK_STS_NOSPC;
+	bio_endio(bio);
+}
+
 void plx_release_no_space(struct work_struct *ws)
 {
 	struct plx_target *t = container_of(ws, struct plx_target,
 					    release_no_space);
+	struct bio *bio;
 
-	plx_end_no_space(t, dm_noflush_suspending(t->ti) ? BLK_STS_DM_REQUEUE :
-							   BLK_STS_NOSPC);
+	while ((bio = bio_list_pop(&t->no_space)))
+		plx_end_suspended(t, bio);
 }

@@ -64,6 +64,12 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 			t->error_if_no_space = true;
 			continue;
 		}
+		if (strcasecmp(name, "cache_mb") && strcasecmp(name, "host_id") &&
+		    strcasecmp(name, "no_space_timeout") &&
+		    strcasecmp(name, "low_water")) {
+			ti->error = "Unrecognised optional argument";
+			return -EINVAL;
+		}
 		if (!argc) {
 			ti->error = "Optional argument is missing its value";
 			return -EINVAL;
@@ -78,13 +84,8 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		} else if (!strcasecmp(name, "no_space_timeout")) {
 			r = dm_read_arg(&timeout, as, &val, &ti->error);
 			t->no_space_timeout = val;
-		} else if (!strcasecmp(name, "low_water")) {
-			if (kstrtoull(dm_shift_arg(as), 10, &t->low_water)) {
-				ti->error = "Invalid low_water: expected a block count";
-				r = -EINVAL;
-			}
-		} else {
-			ti->error = "Unrecognised optional argument";
+		} else if (kstrtoull(dm_shift_arg(as), 10, &t->low_water)) {
+			ti->error = "Invalid low_water: expected a block count";
 			r = -EINVAL;
 		}
 		if (r)
@@ -294,13 +295,20 @@ static void plx_resume(struct dm_target *ti)
 {
 	struct plx_target *t = ti->private;
 
+	WRITE_ONCE(t->suspending, false);
 	queue_delayed_work(t->wq, &t->waker, HZ);
+}
+
+static void plx_presuspend_undo(struct dm_target *ti)
+{
+	WRITE_ONCE(((struct plx_target *)ti->private)->suspending, false);
 }
 
 static void plx_presuspend(struct dm_target *ti)
 {
 	struct plx_target *t = ti->private;
 
+	WRITE_ONCE(t->suspending, true);
 	/* On the ordered workqueue, so it runs between worker passes. */
 	queue_work(t->wq, &t->release_no_space);
 	flush_work(&t->release_no_space);
@@ -499,6 +507,7 @@ static struct target_type plx_target_type = {
 	.map = plx_map,
 	.end_io = plx_end_io,
 	.presuspend = plx_presuspend,
+	.presuspend_undo = plx_presuspend_undo,
 	.postsuspend = plx_postsuspend,
 	.resume = plx_resume,
 	.message = plx_message,

@@ -71,6 +71,7 @@ struct plx_target {
 	struct list_head to_write;
 	struct bio_list no_space;
 	unsigned long no_space_since;
+	bool suspending;		/* presuspend to resume: nothing waits */
 	bool low_water_signalled;
 	struct plx_snap_request *snap;	/* set under lock by the message */
 	u64 snapshots_taken;
@@ -101,6 +102,7 @@ int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void plx_worker(struct work_struct *ws);
 void plx_waker(struct work_struct *ws);
 void plx_release_no_space(struct work_struct *ws);
+void plx_end_suspended(struct plx_target *t, struct bio *bio);
 void plx_fail(struct plx_target *t, const char *reason);
 void plx_wake_worker(struct plx_target *t);
 u64 plx_bio_vblock(struct plx_target *t, struct bio *bio);
