@@ -311,8 +311,8 @@ static int set_vdi_holder(struct plx_store *s, u64 id, u32 holder)
  * target re-reads the VDI record and catalogue from disk.
  */
 static int claim(const char *dev, const char *vdi_arg, u32 host,
-		 unsigned int nr_data, bool read_only, struct attach_state *st,
-		 u64 *size)
+		 unsigned int nr_data, unsigned int nr_meta, bool read_only,
+		 struct attach_state *st, u64 *size)
 {
 	struct plx_vdi_record *v;
 	struct plx_store *s;
@@ -343,7 +343,7 @@ static int claim(const char *dev, const char *vdi_arg, u32 host,
 		ret = cli_liberr();
 		goto out;
 	}
-	for (i = 0; i <= nr_data; i++) {
+	for (i = 0; i < nr_data + nr_meta; i++) {
 		if (claim_extent(s, i < nr_data ? PLX_EXT_DATA : PLX_EXT_METADATA,
 				 host, &st->extents[st->nr]))
 			goto out;
@@ -387,6 +387,7 @@ int cmd_attach(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "host-id", required_argument, NULL, 'H' },
 		{ "data-extents", required_argument, NULL, 'e' },
+		{ "metadata-extents", required_argument, NULL, 'm' },
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -394,7 +395,7 @@ int cmd_attach(int argc, char **argv)
 	const char *name = NULL, *host_s = NULL;
 	struct attach_state st = { 0 };
 	char params[4300], msg[64];
-	u64 nr_data = 1, size = 0;
+	u64 nr_data = 1, nr_meta = 1, size = 0;
 	unsigned int i;
 	struct stat sb;
 	int c, ret;
@@ -412,6 +413,13 @@ int cmd_attach(int argc, char **argv)
 			    nr_data >= PLX_MAX_ATTACH_EXTENTS)
 				return cli_err(EXIT_USAGE,
 					       "--data-extents must be 1..%d",
+					       PLX_MAX_ATTACH_EXTENTS - 1);
+			break;
+		case 'm':
+			if (plx_parse_u64(optarg, &nr_meta) || !nr_meta ||
+			    nr_meta >= PLX_MAX_ATTACH_EXTENTS)
+				return cli_err(EXIT_USAGE,
+					       "--metadata-extents must be 1..%d",
 					       PLX_MAX_ATTACH_EXTENTS - 1);
 			break;
 		case 'r':
@@ -442,8 +450,11 @@ int cmd_attach(int argc, char **argv)
 	if (dm_exists(name))
 		return cli_err(EXIT_STORE, "device %s already exists", name);
 
-	ret = claim(st.dev, argv[optind + 1], st.host, nr_data, st.read_only,
-		    &st, &size);
+	if (nr_data + nr_meta > PLX_MAX_ATTACH_EXTENTS)
+		return cli_err(EXIT_USAGE, "at most %d extents in all",
+			       PLX_MAX_ATTACH_EXTENTS);
+	ret = claim(st.dev, argv[optind + 1], st.host, nr_data, nr_meta,
+		    st.read_only, &st, &size);
 	if (ret)
 		return ret;
 
