@@ -808,6 +808,19 @@ static void vdi_bad_test(struct kunit *test)
 	/* A free slot: no VDI magic. */
 	memset(v, 0, SZ_BLOCK);
 	KUNIT_EXPECT_EQ(test, plx_vdi_check(&g, v, T_VDI_ID), PLX_E_MAGIC);
+	/*
+	 * Ids outside the registry, even with a record sealed where such an
+	 * id would put it (id 0: the last catalogue block).
+	 */
+	v = build_vdi(test, &g);
+	v->id = 0;
+	plx_block_seal(v, PLX_MAGIC_VDI, plx_registry_block(&g, 0), t_uuid);
+	KUNIT_EXPECT_EQ(test, plx_vdi_check(&g, v, 0), PLX_E_VDI_ID);
+	v = build_vdi(test, &g);
+	v->id = cpu_to_le64(T_SLOTS + 1);
+	plx_block_seal(v, PLX_MAGIC_VDI, plx_registry_block(&g, T_SLOTS + 1),
+		       t_uuid);
+	KUNIT_EXPECT_EQ(test, plx_vdi_check(&g, v, T_SLOTS + 1), PLX_E_VDI_ID);
 
 #define VDI_BAD(stmt, want) do {					\
 		v = build_vdi(test, &g);				\
@@ -916,6 +929,12 @@ static void snaplog_good_test(struct kunit *test)
 	} while (0)
 
 	LOG_OK(l->prev = cpu_to_le64(T_META_BLOCK + 9));
+	/* A block that names itself as older would make a walk endless. */
+	l = build_snaplog(test);
+	l->prev = cpu_to_le64(T_LOG_BLOCK);
+	plx_block_seal(l, PLX_MAGIC_SNAPLOG, T_LOG_BLOCK, t_uuid);
+	KUNIT_EXPECT_EQ(test, plx_snaplog_check(&g, l, T_LOG_BLOCK, T_VDI_ID),
+			PLX_E_SNAPLOG_FIELD);
 	LOG_OK(l->count = cpu_to_le32(1));
 	LOG_OK(l->rec[1].flags = cpu_to_le32(PLX_SNAP_DELETED));
 	/* Slots past count are not looked at. */

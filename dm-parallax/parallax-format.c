@@ -154,7 +154,7 @@ enum plx_err plx_superblock_check(const struct plx_superblock *sb,
 	if (!plx_is_pow2(ext_blocks) || ext_blocks < PLX_MIN_EXTENT_BLOCKS ||
 	    ext_blocks > PLX_MAX_EXTENT_BLOCKS)
 		return PLX_E_GEOMETRY;
-	/* Bounding nr_extents keeps nr_extents * ext_blocks within 2^63. */
+	/* Bounding nr_extents keeps nr_extents * ext_blocks within 2^62. */
 	if (nr_ext > (1ULL << 62) / ext_blocks)
 		return PLX_E_GEOMETRY;
 	if (le64_to_cpu(sb->nr_blocks) != nr_ext * ext_blocks)
@@ -346,6 +346,8 @@ enum plx_err plx_vdi_check(const struct plx_geometry *g,
 	u64 log = le64_to_cpu(v->snaplog_head);
 	enum plx_err err;
 
+	if (!vdi_id || vdi_id > g->registry_slots)
+		return PLX_E_VDI_ID;
 	err = plx_block_verify(v, PLX_MAGIC_VDI,
 			       plx_registry_block(g, vdi_id), g->uuid);
 	if (err)
@@ -401,6 +403,8 @@ enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 	if (le64_to_cpu(l->vdi) != vdi_id)
 		return PLX_E_SNAPLOG_FIELD;
 	if (!count || count > PLX_SNAPS_PER_LOG)
+		return PLX_E_SNAPLOG_FIELD;
+	if (prev == blocknr)
 		return PLX_E_SNAPLOG_FIELD;
 	if (prev) {
 		err = plx_check_addr(g, prev, PLX_EXT_METADATA);

@@ -82,7 +82,11 @@ struct plx_superblock {
 
 #define PLX_SUPERBLOCK_BLOCK	0
 
-/* No feature flags are defined yet; a reader refuses any it does not know. */
+/*
+ * No feature flags are defined yet.  A reader refuses unknown incompat and
+ * ro_compat flags (there is no read-only fallback yet) and ignores
+ * unknown compat flags, as their name says it may.
+ */
 #define PLX_FEATURES_COMPAT_SUPP	0ULL
 #define PLX_FEATURES_RO_COMPAT_SUPP	0ULL
 #define PLX_FEATURES_INCOMPAT_SUPP	0ULL
@@ -201,7 +205,8 @@ struct plx_snaplog_block {
 /*
  * Radix tree: a node is one block of 512 little-endian pointers.  Bit 63
  * marks a read-only link (the subtree is shared with a snapshot and must
- * be copied before it is written); 0 means sparse (reads as zeros).
+ * be copied before it is written); an entry of 0 means sparse (reads as
+ * zeros).  Bit 63 with address 0 is invalid, not sparse.
  * Leaves of the tree are data blocks.  A tree of height h maps
  * 512^h blocks: 1 level 2 MiB, 2 levels 1 GiB, 3 levels 512 GiB,
  * 4 levels 256 TiB.
@@ -218,9 +223,11 @@ struct plx_radix_node {
 
 static_assert(sizeof(struct plx_block_header) == PLX_HEADER_SIZE);
 static_assert(sizeof(struct plx_superblock) <= 512);
-static_assert(sizeof(struct plx_catalogue_block) <= PLX_BLOCK_SIZE);
+static_assert(sizeof(struct plx_extent_entry) == 32);
+static_assert(sizeof(struct plx_catalogue_block) == PLX_BLOCK_SIZE);
 static_assert(sizeof(struct plx_bitmap_block) == PLX_BLOCK_SIZE);
 static_assert(sizeof(struct plx_vdi_record) <= 512);
+static_assert(sizeof(struct plx_snap_record) == 64);
 static_assert(sizeof(struct plx_snaplog_block) == PLX_BLOCK_SIZE);
 static_assert(sizeof(struct plx_radix_node) == PLX_BLOCK_SIZE);
 
