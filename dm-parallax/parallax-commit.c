@@ -178,10 +178,15 @@ void plx_commit_ready(struct plx_target *t)
 	list_for_each_entry(c, &t->commits, active) {
 		if (c->writing || c->outstanding || !c->nr_waiting)
 			continue;
-		if (c->error) {
+		if (c->error)
 			plx_fail(t, "write_error");
+		/*
+		 * After a failure the tree in memory may link blocks that
+		 * were never written: no commit node may reach disk.
+		 */
+		if (READ_ONCE(t->mode) == PLX_MODE_FAILED) {
 			c->nr_waiting = 0;
-			plx_end_bios(&c->waiting, c->error);
+			plx_end_bios(&c->waiting, c->error ?: BLK_STS_IOERR);
 			continue;
 		}
 		bio_list_merge(&c->committing, &c->waiting);

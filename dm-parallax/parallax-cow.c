@@ -379,8 +379,11 @@ static int plx_do_write(struct plx_target *t, struct bio *bio, u64 vblock,
 		return 0;
 	}
 	r = plx_write_partial(t, bio, plx_ptr_addr(old), data);
-	if (r)
+	if (r) {
+		/* Nobody may read the block that was never written. */
+		WRITE_ONCE(w->node[0][idx0], cpu_to_le64(old));
 		goto fail;
+	}
 	return 0;
 
 fail:
