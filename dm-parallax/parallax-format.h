@@ -15,6 +15,7 @@
 #define PARALLAX_FORMAT_H
 
 #ifdef __KERNEL__
+#include <linux/bits.h>
 #include <linux/build_bug.h>
 #include <linux/types.h>
 #else
@@ -25,7 +26,7 @@
 #define PLX_FORMAT_VERSION	1
 
 #define PLX_BLOCK_SHIFT		12
-#define PLX_BLOCK_SIZE		(1U << PLX_BLOCK_SHIFT)
+#define PLX_BLOCK_SIZE		BIT(PLX_BLOCK_SHIFT)
 #define PLX_SECTOR_SHIFT	9
 #define PLX_SECTORS_PER_BLOCK	(PLX_BLOCK_SIZE >> PLX_SECTOR_SHIFT)
 
@@ -92,11 +93,11 @@ struct plx_superblock {
 #define PLX_FEATURES_INCOMPAT_SUPP	0ULL
 
 /* Extent sizes: 4 MiB for tests up to 64 GiB; 1 GiB by default. */
-#define PLX_MIN_EXTENT_BLOCKS	(1ULL << 10)
-#define PLX_MAX_EXTENT_BLOCKS	(1ULL << 24)
-#define PLX_DEFAULT_EXTENT_BLOCKS (1ULL << 18)
+#define PLX_MIN_EXTENT_BLOCKS	BIT_ULL(10)
+#define PLX_MAX_EXTENT_BLOCKS	BIT_ULL(24)
+#define PLX_DEFAULT_EXTENT_BLOCKS BIT_ULL(18)
 #define PLX_DEFAULT_REGISTRY_SLOTS 1024
-#define PLX_MAX_REGISTRY_SLOTS	(1ULL << 20)
+#define PLX_MAX_REGISTRY_SLOTS	BIT_ULL(20)
 
 /* Extent catalogue: one entry per extent, packed into checksummed blocks. */
 enum plx_extent_type {
@@ -146,7 +147,7 @@ struct plx_bitmap_block {
 #define PLX_NAME_LEN		64
 #define PLX_LABEL_LEN		32
 
-#define PLX_VDI_DELETED		(1ULL << 0)
+#define PLX_VDI_DELETED		BIT_ULL(0)
 #define PLX_VDI_FLAGS_KNOWN	PLX_VDI_DELETED
 
 struct plx_vdi_record {
@@ -176,7 +177,7 @@ struct plx_vdi_record {
  * so a torn write cannot lose older records); the VDI record's switch to
  * the new head and new root is the snapshot's commit point.
  */
-#define PLX_SNAP_DELETED	(1U << 0)
+#define PLX_SNAP_DELETED	BIT(0)
 #define PLX_SNAP_FLAGS_KNOWN	PLX_SNAP_DELETED
 
 struct plx_snap_record {
@@ -212,8 +213,8 @@ struct plx_snaplog_block {
  * 4 levels 256 TiB.
  */
 #define PLX_NODE_SHIFT		9
-#define PLX_PTRS_PER_NODE	(1U << PLX_NODE_SHIFT)
-#define PLX_PTR_RO		(1ULL << 63)
+#define PLX_PTRS_PER_NODE	BIT(PLX_NODE_SHIFT)
+#define PLX_PTR_RO		BIT_ULL(63)
 #define PLX_PTR_ADDR_MASK	(PLX_PTR_RO - 1)
 #define PLX_MAX_HEIGHT		4
 

@@ -20,6 +20,9 @@ typedef uint64_t u64;
 
 #define __packed __attribute__((packed))
 
+#define BIT(nr)		(1UL << (nr))
+#define BIT_ULL(nr)	(1ULL << (nr))
+
 #define le16_to_cpu(x) le16toh((__force u16)(x))
 #define le32_to_cpu(x) le32toh((__force u32)(x))
 #define le64_to_cpu(x) le64toh((__force u64)(x))
