@@ -420,10 +420,14 @@ void plx_waker(struct work_struct *ws)
  * The mode must last: dm resubmits requeued bios until it blocks I/O,
  * which it does only after presuspend.
  */
+static blk_status_t plx_suspend_status(struct plx_target *t)
+{
+	return dm_noflush_suspending(t->ti) ? BLK_STS_DM_REQUEUE : BLK_STS_NOSPC;
+}
+
 void plx_end_suspended(struct plx_target *t, struct bio *bio)
 {
-	bio->bi_status = dm_noflush_suspending(t->ti) ? BLK_STS_DM_REQUEUE :
-							BLK_STS_NOSPC;
+	bio->bi_status = plx_suspend_status(t);
 	bio_endio(bio);
 }
 
@@ -431,8 +435,6 @@ void plx_release_no_space(struct work_struct *ws)
 {
 	struct plx_target *t = container_of(ws, struct plx_target,
 					    release_no_space);
-	struct bio *bio;
 
-	while ((bio = bio_list_pop(&t->no_space)))
-		plx_end_suspended(t, bio);
+	plx_end_no_space(t, plx_suspend_status(t));
 }
