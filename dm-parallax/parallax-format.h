@@ -55,8 +55,8 @@ struct plx_block_header {
 
 /*
  * Superblock, in block 0.  It is kept under 512 bytes so that a rewrite
- * (which only the lock manager's address and fencing ever need) is atomic
- * on any device.
+ * (which only the lock manager ever makes: its address and the registry
+ * lock) is atomic on any device.
  */
 #define PLX_LOCKD_ADDR_LEN	64
 #define PLX_CLUSTER_KEY_LEN	32
@@ -79,6 +79,9 @@ struct plx_superblock {
 	__le64 ctime_ns;
 	char lockd_addr[PLX_LOCKD_ADDR_LEN];	/* "host:port", NUL padded */
 	__u8 cluster_key[PLX_CLUSTER_KEY_LEN];
+	__le32 registry_holder;		/* host creating/deleting VDIs; 0 = none */
+	__le32 reserved;
+	__le64 registry_generation;	/* bumped by every grant and every fence */
 } __packed;
 
 #define PLX_SUPERBLOCK_BLOCK	0
@@ -114,7 +117,7 @@ struct plx_extent_entry {
 	__le32 holder;			/* host id of the lock holder; 0 = none */
 	__le64 generation;		/* bumped by every grant and every fence */
 	__le32 used;			/* allocated blocks, advisory */
-	__le32 reserved2;
+	__le32 bitmap_holder;		/* host holding the GC bitmap lock */
 	__le64 reserved3;
 } __packed;
 
