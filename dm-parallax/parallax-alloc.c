@@ -5,8 +5,14 @@
  * with the add_extent message.  Each granted extent's bitmap is mirrored
  * in memory; blocks move from there into a small reserve whose bits are
  * written (and flushed) before any of its blocks is handed out.
+ *
+ * Fencing: each refill re-reads the extent's catalogue entry, and an
+ * extent whose entry no longer names this host and the generation it was
+ * granted with (because "parallax unlock" broke the lock) gives no more
+ * blocks.  This costs one block read per PLX_RESERVE_BATCH allocations.
  */
 #include <linux/bitmap.h>
+#include <linux/device-mapper.h>
 #include <linux/dm-bufio.h>
 #include <linux/slab.h>
 
@@ -20,6 +26,8 @@ struct plx_grant {
 	dev_t dev;
 	u64 extent;
 	enum plx_extent_type type;
+	u64 generation;			/* of the grant, from the catalogue */
+	bool fenced;			/* lock broken: allocate no more */
 	unsigned long *map;		/* bit set = allocated */
 	u64 cursor;
 	u64 free;
@@ -153,8 +161,8 @@ static int plx_load_bitmap(struct plx_store *s, struct plx_grant *g)
 	return 0;
 }
 
-int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
-		    unsigned int maxlen)
+int plx_alloc_grant(struct plx_alloc *a, u64 extent, u64 generation,
+		    char *result, unsigned int maxlen)
 {
 	struct plx_store *s = a->store;
 	struct plx_extent_entry e;
@@ -184,6 +192,14 @@ int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
 		r = -EPERM;
 		goto out;
 	}
+	if (generation != PLX_ANY_GENERATION &&
+	    le64_to_cpu(e.generation) != generation) {
+		snprintf(result, maxlen,
+			 "extent %llu: grant generation %llu is stale (on disk: %llu)",
+			 extent, generation, le64_to_cpu(e.generation));
+		r = -ESTALE;
+		goto out;
+	}
 	if (e.type != PLX_EXT_DATA && e.type != PLX_EXT_METADATA) {
 		snprintf(result, maxlen,
 			 "extent %llu is not typed data or metadata", extent);
@@ -202,6 +218,7 @@ int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
 	}
 	g->extent = extent;
 	g->type = e.type;
+	g->generation = le64_to_cpu(e.generation);
 	g->dev = s->dev->bdev->bd_dev;
 	if (!plx_grant_register(g)) {
 		snprintf(result, maxlen,
@@ -282,6 +299,27 @@ static int plx_mark_allocated(struct plx_store *s, struct plx_grant *g, u64 off)
 	return 0;
 }
 
+/* Is @g still ours on disk?  If not, stop allocating from it. */
+static int plx_grant_recheck(struct plx_alloc *a, struct plx_grant *g)
+{
+	struct plx_extent_entry e;
+	int r;
+
+	r = plx_read_extent_entry(a->store, g->extent, &e);
+	if (r)
+		return r;
+	if (le32_to_cpu(e.holder) == a->host_id &&
+	    le64_to_cpu(e.generation) == g->generation)
+		return 0;
+	DMERR("extent %llu was fenced (now host %u generation %llu, granted generation %llu): no more allocations from it",
+	      g->extent, le32_to_cpu(e.holder), le64_to_cpu(e.generation),
+	      g->generation);
+	a->free[plx_alloc_slot(g->type)] -= g->free;
+	g->free = 0;
+	g->fenced = true;
+	return 0;
+}
+
 static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
 {
 	struct plx_reserve *res = &a->reserve[plx_alloc_slot(type)];
@@ -291,8 +329,11 @@ static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
 
 	plx_reserve_compact(res);
 	list_for_each_entry(g, &a->grants, list) {
-		if (g->type != type)
+		if (g->type != type || !g->free)
 			continue;
+		r = plx_grant_recheck(a, g);
+		if (r)
+			return r;
 		while (g->free && res->nr < PLX_RESERVE_BATCH) {
 			u64 off = find_next_zero_bit(g->map, s->geo.extent_blocks,
 						     g->cursor);
@@ -362,6 +403,22 @@ u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type)
 	a->used[slot]++;
 	mutex_unlock(&a->lock);
 	return blocknr;
+}
+
+/* The "extents" message: E:d:FREE or E:m:FREE per granted extent. */
+int plx_alloc_emit_extents(struct plx_alloc *a, char *result,
+			   unsigned int maxlen)
+{
+	unsigned int sz = 0;
+	struct plx_grant *g;
+
+	mutex_lock(&a->lock);
+	list_for_each_entry(g, &a->grants, list)
+		DMEMIT("%s%llu:%c:%llu%s", sz ? " " : "", g->extent,
+		       g->type == PLX_EXT_DATA ? 'd' : 'm', g->free,
+		       g->fenced ? ":fenced" : "");
+	mutex_unlock(&a->lock);
+	return 1;
 }
 
 u64 plx_alloc_free_blocks(struct plx_alloc *a, enum plx_extent_type type)

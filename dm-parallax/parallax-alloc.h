@@ -61,15 +61,20 @@ static inline unsigned int plx_alloc_slot(enum plx_extent_type type)
 	return type == PLX_EXT_METADATA;
 }
 
+/* add_extent without a generation: only the holder is checked. */
+#define PLX_ANY_GENERATION	U64_MAX
+
 void plx_alloc_init(struct plx_alloc *a, struct plx_store *s);
 void plx_alloc_destroy(struct plx_alloc *a);
-int plx_alloc_grant(struct plx_alloc *a, u64 extent, char *result,
-		    unsigned int maxlen);
+int plx_alloc_grant(struct plx_alloc *a, u64 extent, u64 generation,
+		    char *result, unsigned int maxlen);
 int plx_alloc_release(struct plx_alloc *a, u64 extent, char *result,
 		      unsigned int maxlen);
 int plx_alloc_ensure(struct plx_alloc *a, unsigned int data,
 		     unsigned int meta);
 u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type);
 u64 plx_alloc_free_blocks(struct plx_alloc *a, enum plx_extent_type type);
+int plx_alloc_emit_extents(struct plx_alloc *a, char *result,
+			   unsigned int maxlen);
 
 #endif

@@ -8,6 +8,7 @@
  * parallax-map.c and the blockstore itself in parallax-store.c.
  */
 #include <linux/blkdev.h>
+#include <linux/ctype.h>
 #include <linux/dm-bufio.h>
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -33,7 +34,7 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 			      struct dm_target *ti)
 {
 	static const struct dm_arg feature_count = {
-		0, 9, "Invalid number of optional arguments"
+		0, 11, "Invalid number of optional arguments"
 	};
 	static const struct dm_arg cache_mb = {
 		1, PLX_MAX_CACHE_MB, "Invalid cache_mb: expected 1..1048576"
@@ -66,7 +67,8 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		}
 		if (strcasecmp(name, "cache_mb") && strcasecmp(name, "host_id") &&
 		    strcasecmp(name, "no_space_timeout") &&
-		    strcasecmp(name, "low_water")) {
+		    strcasecmp(name, "low_water") &&
+		    strcasecmp(name, "lock_gen")) {
 			ti->error = "Unrecognised optional argument";
 			return -EINVAL;
 		}
@@ -84,6 +86,12 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		} else if (!strcasecmp(name, "no_space_timeout")) {
 			r = dm_read_arg(&timeout, as, &val, &ti->error);
 			t->no_space_timeout = val;
+		} else if (!strcasecmp(name, "lock_gen")) {
+			t->has_lock_gen = true;
+			if (kstrtoull(dm_shift_arg(as), 10, &t->lock_gen)) {
+				ti->error = "Invalid lock_gen: expected a generation";
+				r = -EINVAL;
+			}
 		} else if (kstrtoull(dm_shift_arg(as), 10, &t->low_water)) {
 			ti->error = "Invalid low_water: expected a block count";
 			r = -EINVAL;
@@ -220,6 +228,18 @@ static int plx_load_vdi(struct plx_target *t, struct dm_target *ti)
 		ti->error = "VDI is not claimed by this host (see parallax attach)";
 		return -EPERM;
 	}
+	/*
+	 * Fencing: a lock broken by "parallax unlock" and granted again has a
+	 * new generation, so a table built from the old grant is refused.
+	 */
+	if (t->mode == PLX_MODE_OK && t->has_lock_gen &&
+	    le64_to_cpu(t->vdi.lock_generation) != t->lock_gen) {
+		DMERR("VDI %llu: lock generation %llu is stale (on disk: %llu)",
+		      t->vdi_id, t->lock_gen,
+		      le64_to_cpu(t->vdi.lock_generation));
+		ti->error = "VDI lock generation is stale: the lock was broken or granted again";
+		return -ESTALE;
+	}
 	r = plx_check_snaplog_head(t, ti);
 	if (r)
 		return r;
@@ -323,18 +343,22 @@ static void plx_postsuspend(struct dm_target *ti)
 }
 
 static int plx_message_extent(struct plx_target *t, bool grant,
-			      const char *arg)
+			      unsigned int argc, char **argv)
 {
+	u64 extent, gen = PLX_ANY_GENERATION;
 	char result[128];
-	u64 extent;
 	int r;
 
-	if (kstrtoull(arg, 10, &extent)) {
-		DMERR("VDI %llu: invalid extent number '%s'", t->vdi_id, arg);
+	if (kstrtoull(argv[1], 10, &extent) ||
+	    (argc > 2 && (kstrtoull(argv[2], 10, &gen) ||
+			  gen == PLX_ANY_GENERATION))) {
+		DMERR("VDI %llu: usage: %s <extent>%s", t->vdi_id, argv[0],
+		      grant ? " [<generation>]" : "");
 		return -EINVAL;
 	}
 	if (grant)
-		r = plx_alloc_grant(&t->alloc, extent, result, sizeof(result));
+		r = plx_alloc_grant(&t->alloc, extent, gen, result,
+				    sizeof(result));
 	else
 		r = plx_alloc_release(&t->alloc, extent, result, sizeof(result));
 	if (r) {
@@ -383,6 +407,27 @@ static int plx_message_snapshot(struct plx_target *t, unsigned int argc,
 	return 1;
 }
 
+/*
+ * parallaxd says whether it can reach the lock manager; the target only
+ * shows the word in its status, so that "dmsetup status" tells an
+ * administrator why extents stop arriving.
+ */
+static int plx_message_lockd(struct plx_target *t, const char *word)
+{
+	size_t i, n = strlen(word);
+
+	if (!n || n >= sizeof(t->lockd_state))
+		goto bad;
+	for (i = 0; i < n; i++)
+		if (!islower(word[i]) && word[i] != '_')
+			goto bad;
+	strscpy(t->lockd_state, word, sizeof(t->lockd_state));
+	return 0;
+bad:
+	DMERR("VDI %llu: usage: lockd <state word, a-z and _ only>", t->vdi_id);
+	return -EINVAL;
+}
+
 static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 		       char *result, unsigned int maxlen)
 {
@@ -392,10 +437,14 @@ static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 	mutex_lock(&t->message_lock);
 	if (!strcasecmp(argv[0], "snapshot"))
 		r = plx_message_snapshot(t, argc, argv, result, maxlen);
-	else if (!strcasecmp(argv[0], "add_extent") && argc == 2)
-		r = plx_message_extent(t, true, argv[1]);
+	else if (!strcasecmp(argv[0], "add_extent") && (argc == 2 || argc == 3))
+		r = plx_message_extent(t, true, argc, argv);
 	else if (!strcasecmp(argv[0], "release_extent") && argc == 2)
-		r = plx_message_extent(t, false, argv[1]);
+		r = plx_message_extent(t, false, argc, argv);
+	else if (!strcasecmp(argv[0], "extents") && argc == 1)
+		r = plx_alloc_emit_extents(&t->alloc, result, maxlen);
+	else if (!strcasecmp(argv[0], "lockd") && argc == 2)
+		r = plx_message_lockd(t, argv[1]);
 	else
 		DMERR("VDI %llu: unknown or malformed message '%s'", t->vdi_id,
 		      argv[0]);
@@ -419,7 +468,7 @@ static void plx_emit_table(struct plx_target *t, char *result,
 			   unsigned int maxlen)
 {
 	unsigned int sz = 0, n = 0;
-	char opts[160];
+	char opts[200];
 	int len = 0;
 
 #define PLX_OPT(fmt, ...) \
@@ -430,6 +479,10 @@ static void plx_emit_table(struct plx_target *t, char *result,
 	}
 	if (t->host_id != PLX_DEFAULT_HOST_ID) {
 		PLX_OPT(" host_id %u", t->host_id);
+		n += 2;
+	}
+	if (t->has_lock_gen) {
+		PLX_OPT(" lock_gen %llu", t->lock_gen);
 		n += 2;
 	}
 	if (t->low_water != PLX_DEFAULT_LOW_WATER) {
@@ -465,14 +518,15 @@ static void plx_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%s %llu %llu %llu %llu %u %llu %lld %lld %s",
+		DMEMIT("%s %llu %llu %llu %llu %u %llu %lld %lld %s %s",
 		       plx_mode_name(t), a->used[0], a->used[1],
 		       plx_alloc_free_blocks(a, PLX_EXT_DATA),
 		       plx_alloc_free_blocks(a, PLX_EXT_METADATA),
 		       a->nr_grants, t->snapshots_taken,
 		       atomic64_read(&t->cache_hits),
 		       atomic64_read(&t->cache_misses),
-		       t->mode == PLX_MODE_FAILED ? t->fail_reason : "-");
+		       t->mode == PLX_MODE_FAILED ? t->fail_reason : "-",
+		       t->lockd_state[0] ? t->lockd_state : "-");
 		break;
 	case STATUSTYPE_TABLE:
 		plx_emit_table(t, result, maxlen);

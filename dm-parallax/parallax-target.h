@@ -45,6 +45,8 @@ struct plx_target {
 	/* Table options. */
 	unsigned long cache_bytes;
 	u32 host_id;
+	bool has_lock_gen;
+	u64 lock_gen;			/* the VDI lock grant this table uses */
 	u64 low_water;
 	bool error_if_no_space;
 	unsigned int no_space_timeout;	/* seconds; 0 = wait for ever */
@@ -87,6 +89,7 @@ struct plx_target {
 	struct work_struct release_no_space;
 
 	struct mutex message_lock;	/* one message at a time */
+	char lockd_state[16];		/* set by parallaxd, for the status */
 	enum plx_mode mode;
 	const char *fail_reason;	/* one word, for the status line */
 
