@@ -4,6 +4,10 @@
  * allocates from extents no host holds, typing a free extent when the
  * extents of the wanted type are full.  Changes stay in memory until
  * plx_sync() writes the bitmap and catalogue blocks.
+ *
+ * In cluster mode (s->shared) the tool allocates like a host: only from
+ * extents the lock manager granted to s->alloc_holder, which are already
+ * typed, and it leaves the catalogue to the lock manager.
  */
 #include <stdlib.h>
 
@@ -122,7 +126,7 @@ static int plx_alloc_from(struct plx_store *s, u64 ext, u64 *blocknr)
 	bm->dirty[off / PLX_BITS_PER_BITMAP] = 1;
 	bm->hint = off + 1;
 	en = plx_cat_entry(s, ext);
-	if (le32_to_cpu(en->used) < s->geo.extent_blocks) {
+	if (!s->shared && le32_to_cpu(en->used) < s->geo.extent_blocks) {
 		en->used = cpu_to_le32(le32_to_cpu(en->used) + 1);
 		s->cat_dirty[ext / PLX_CATALOGUE_PER_BLOCK] = 1;
 	}
@@ -145,7 +149,7 @@ int plx_alloc(struct plx_store *s, enum plx_extent_type type, u64 *blocknr)
 	 * Pass 0: extents already of this type, from the cursor on.
 	 * Pass 1: type the first free, unheld extent.
 	 */
-	for (pass = 0; pass < 2; pass++) {
+	for (pass = 0; pass < (s->shared ? 1 : 2); pass++) {
 		start = s->cur_ext[type];
 		if (start < s->geo.system_extents || start >= n)
 			start = s->geo.system_extents;
@@ -154,7 +158,8 @@ int plx_alloc(struct plx_store *s, enum plx_extent_type type, u64 *blocknr)
 			struct plx_extent_entry *en = plx_cat_entry(s, ext);
 			u8 t = s->ext_type[ext];
 
-			if (!en->holder &&
+			if (le32_to_cpu(en->holder) ==
+			    (s->shared ? s->alloc_holder : 0) &&
 			    (pass ? t == PLX_EXT_FREE : t == type)) {
 				ret = plx_alloc_from(s, ext, blocknr);
 				if (ret < 0)
@@ -175,7 +180,12 @@ int plx_alloc(struct plx_store *s, enum plx_extent_type type, u64 *blocknr)
 				ext = s->geo.system_extents;
 		} while (ext != start);
 	}
-	plx_seterr(PLX_EK_STORE, "blockstore is full: no free %s block in any unheld extent",
-		   type == PLX_EXT_DATA ? "data" : "metadata");
+	if (s->shared)
+		plx_seterr(PLX_EK_STORE, "no free %s block in the extents granted to host %u",
+			   type == PLX_EXT_DATA ? "data" : "metadata",
+			   s->alloc_holder);
+	else
+		plx_seterr(PLX_EK_STORE, "blockstore is full: no free %s block in any unheld extent",
+			   type == PLX_EXT_DATA ? "data" : "metadata");
 	return -1;
 }

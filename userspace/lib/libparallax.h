@@ -89,6 +89,14 @@ struct plx_store {
 	struct plx_slot *slots;			/* index = VDI id - 1 */
 	struct plx_extent_bm *bm;		/* per extent, lazily loaded */
 	u64 cur_ext[4];				/* allocator cursors per type */
+	/*
+	 * Cluster mode (set by the caller after taking locks from the lock
+	 * manager): allocate only from extents held by alloc_holder, modify
+	 * only VDIs unheld or held by alloc_holder, and never write the
+	 * catalogue, which the lock manager owns.
+	 */
+	bool shared;
+	u32 alloc_holder;
 };
 
 #define PLX_OPEN_RDONLY	0

@@ -170,7 +170,7 @@ int plx_sync(struct plx_store *s)
 
 	if (!s->writable)
 		return 0;
-	for (i = 0; i < s->geo.catalogue_blocks; i++) {
+	for (i = 0; i < s->geo.catalogue_blocks && !s->shared; i++) {
 		if (!s->cat_dirty[i])
 			continue;
 		if (plx_write_meta(s, s->geo.catalogue_start + i,

@@ -207,7 +207,8 @@ struct plx_vdi_record *plx_vdi_get_modifiable(struct plx_store *s, u64 id)
 			   (unsigned long long)id);
 		return NULL;
 	}
-	if (v->holder) {
+	if (v->holder && !(s->shared &&
+			   le32_to_cpu(v->holder) == s->alloc_holder)) {
 		plx_seterr(PLX_EK_STORE, "VDI %llu is in use by host %u",
 			   (unsigned long long)id, le32_to_cpu(v->holder));
 		return NULL;
