@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * libdevmapper helpers shared by the parallax admin tool and parallaxd:
+ * create, remove, message and query devices whose table is one parallax
+ * target, and wait for dm events.
+ *
+ * Functions returning int return 0 on success and -1 on failure with
+ * errno set (from the kernel's answer when there was one) and
+ * plx_errmsg() describing the failure.  libdevmapper itself also logs
+ * ioctl failures to stderr.
+ */
+#ifndef PLX_DMDEV_H
+#define PLX_DMDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libparallax.h"
+
+/* Device names: non-empty, no '/' or whitespace/control, < DM_NAME_LEN. */
+bool plx_dm_name_ok(const char *name);
+
+/*
+ * Wait for udev after create/remove (the default).  Guests without udev
+ * (UML tests) and daemons that must not block on a missing udev switch it
+ * off; libdevmapper then makes the /dev/mapper nodes itself.
+ */
+void plx_dm_set_udev_sync(bool sync);
+
+bool plx_dm_exists(const char *name);
+/*
+ * One parallax target of @sectors sectors, table parameters @params,
+ * loaded read-only if @read_only.
+ */
+int plx_dm_create(const char *name, u64 sectors, const char *params,
+		  bool read_only);
+/* Remove; the kernel flushes the target when it is suspended first. */
+int plx_dm_remove(const char *name);
+/*
+ * Send target message @msg to sector 0; the target's answer (possibly
+ * empty) goes to @result when it is not NULL.
+ */
+int plx_dm_message(const char *name, const char *msg, char *result,
+		   size_t len);
+/* The parameters of the (single) target's status or table line. */
+int plx_dm_status(const char *name, char *buf, size_t len);
+int plx_dm_table(const char *name, char *buf, size_t len);
+/* Target type name and length (sectors) of the device's first target. */
+int plx_dm_target(const char *name, char *type, size_t len, u64 *sectors);
+
+/*
+ * Names of every device whose first target is "parallax": a malloc'd
+ * array of malloc'd strings (free with plx_dm_names_free).
+ */
+int plx_dm_list_parallax(char ***names, size_t *nr);
+void plx_dm_names_free(char **names, size_t nr);
+
+/* The fields of a parallax status line (Documentation/dm-parallax.rst). */
+struct plx_dm_status {
+	char mode[32];			/* ok, out_of_space, read_only, failed */
+	u64 data_alloc, meta_alloc;
+	u64 data_free, meta_free;
+	u64 extents;
+	u64 snapshots;
+	u64 cache_hits, cache_misses;
+	char reason[64];		/* "-" if none */
+	char lockd[64];			/* "-" if none or an older target */
+};
+
+int plx_dm_parse_status(const char *line, struct plx_dm_status *st);
+int plx_dm_get_status(const char *name, struct plx_dm_status *st);
+
+/* One entry of the "extents" message's answer: "E:d:FREE" / "E:m:FREE". */
+struct plx_dm_extent {
+	u64 extent;
+	bool metadata;
+	u64 free;
+};
+
+/*
+ * Parse the answer of the "extents" message into at most @max entries;
+ * returns the number found or -1 if malformed (or more than @max).
+ */
+int plx_dm_parse_extents(const char *answer, struct plx_dm_extent *ext,
+			 size_t max);
+
+/*
+ * dm events without a thread per device: a private /dev/mapper/control
+ * descriptor, armed with DM_DEV_ARM_POLL, polls readable (POLLIN) once
+ * any dm device has raised an event since it was last armed.  Re-arm
+ * before looking at the devices, so that no event is lost in between.
+ * libdevmapper's DM_DEVICE_ARM_POLL task arms its own internal
+ * descriptor, which the caller cannot poll, hence the raw ioctl.
+ * plx_dm_event_arm() fails (ENOTTY/EINVAL) on kernels older than 4.37 of
+ * the dm ioctl interface: poll the devices on a timer then.
+ */
+int plx_dm_event_open(void);
+int plx_dm_event_arm(int fd);
+
+#endif /* PLX_DMDEV_H */
