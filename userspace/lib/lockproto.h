@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The lock protocol between parallax-lockd and its clients (parallaxd and
- * the parallax admin tool).  Documentation/cluster.rst describes it for
- * people; this header is its only definition for code.
+ * the parallax admin tool).  Documentation/lock-protocol.rst describes it
+ * for people; this header is its only definition for code.
  *
  * Every message is a frame: a 16-byte header, a payload of hdr.len bytes
  * and a 32-byte HMAC-SHA256 tag.  All integers are big-endian (network
@@ -172,6 +172,7 @@ struct plx_lk_client *plx_lk_connect(const char *addr,
  * the connection failed (it is then closed; reconnect).  On success and on
  * EBUSY @grant is filled if non-NULL; on any other status @text (if
  * non-NULL, @text_len bytes) receives the server's explanation.
+ * @args and @grant are in host byte order (the client converts them).
  */
 int plx_lk_call(struct plx_lk_client *c, enum plx_lk_op op,
 		const struct plx_lk_args *args, struct plx_lk_grant *grant,
