@@ -212,7 +212,8 @@ g_fio() {
 
 # g_status NAME FIELD: a field of "dmsetup status" after the target name
 # (1 mode, 2 data allocated, 3 metadata allocated, 4 data free,
-# 5 metadata free, 6 extents, 7 snapshots, 8 hits, 9 misses, 10 reason).
+# 5 metadata free, 6 extents, 7 snapshots, 8 hits, 9 misses, 10 reason,
+# 11 lock manager state).
 g_status() {
 	dmsetup status "$1" | awk -v f="$2" '{ print $(3 + f) }'
 }
