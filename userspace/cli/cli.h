@@ -4,7 +4,9 @@
 #define PLX_CLI_H
 
 #include <getopt.h>
+#include <pthread.h>
 #include "libparallax.h"
+#include "lockproto.h"
 
 /* Exit statuses, documented in the manual text. */
 #define EXIT_OK		0
@@ -50,6 +52,62 @@ int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
 /* "V@SEQ" for a snapshot. */
 void cli_snap_id(const struct plx_snap *sn, char *buf, size_t len);
 
+/* ---- Cluster mode (cluster.c) ------------------------------------------- */
+
+#define CLI_LK_TIMEOUT_MS	5000
+#define CLI_MAX_EXTENTS		64
+
+/* This host's id: @opt, else $PARALLAX_HOST_ID, /etc/parallax/host-id, 1. */
+int cli_host_id(const char *opt, u32 *out);
+/* The superblock's lock manager address into @buf; false if none. */
+bool cli_lockd_addr(const struct plx_store *s, char *buf, size_t len);
+/* Connect as @host with the store's key; prints the error on failure. */
+struct plx_lk_client *cli_lk_connect(const char *addr,
+				     const struct plx_store *s, u32 host);
+struct plx_extent_entry *cli_cat_entry(struct plx_store *s, u64 ext);
+
+/* What a modifying admin command needs from the lock manager. */
+struct cli_lock_req {
+	bool registry;			/* create, clone, delete */
+	u64 vdi;			/* the VDI modified, or 0 */
+	u64 meta_blocks;		/* metadata blocks it may allocate */
+	u64 data_blocks;		/* data blocks it may allocate */
+};
+
+struct cli_cluster {
+	bool on;			/* the store has a lock manager */
+	char addr[PLX_LOCKD_ADDR_LEN + 1];
+	u32 host;
+	struct plx_lk_client *lk;
+	bool registry;
+	u64 registry_gen;
+	u64 vdi, vdi_gen;
+	unsigned int nr_ext;
+	u64 ext[CLI_MAX_EXTENTS], ext_gen[CLI_MAX_EXTENTS];
+	/* lease renewal while the command works */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool thread_on, stop, renew_failed;
+};
+
+/*
+ * For a store with a lock manager: take the locks and extents @req asks
+ * for as this host, then close *@sp and reopen @dev for writing in shared
+ * mode (re-resolve names on the new store).  A store without one is left
+ * alone (cl->on false).  Returns 0 or an exit status, after printing the
+ * error; call cli_unlock() in every case.
+ */
+int cli_lock(struct cli_cluster *cl, struct plx_store **sp, const char *dev,
+	     const struct cli_lock_req *req);
+/*
+ * Set the library error for a name that resolved to another object once
+ * the locks were held; returns -1 (for use in a condition).
+ */
+int cli_changed(const char *arg);
+/* Release everything cli_lock() took; 0 or an exit status. */
+int cli_unlock(struct cli_cluster *cl);
+
 int cmd_format(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
@@ -64,6 +122,8 @@ int cmd_export(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
+int cmd_locks(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
 
 extern const struct cli_cmd cli_cmds[];
 

@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * parallax attach and detach: the single-host helper.
+ * parallax attach and detach.
  *
- * attach records this host's claim on a VDI and on fresh extents in the
- * catalogue, creates the dm device through libdevmapper and grants it the
- * extents; detach undoes all three.  What attach claimed is remembered in
- * a state file under /run/parallax, so that detach releases exactly that,
- * even when other VDIs of the same host are attached.  The lock manager
- * (a later piece) takes over the claims when it runs.
+ * On a store without a lock manager (empty lockd_addr in the superblock)
+ * this is the single-host helper: attach records this host's claim on a
+ * VDI and on fresh extents in the catalogue, creates the dm device through
+ * libdevmapper and grants it the extents; detach undoes all three.  What
+ * attach claimed is remembered in a state file under /run/parallax, so
+ * that detach releases exactly that, even when other VDIs of the same host
+ * are attached.
+ *
+ * On a store with a lock manager the catalogue belongs to parallax-lockd,
+ * and the locks must be renewed for as long as the device exists, which a
+ * command cannot do: both ask this host's parallaxd over its control
+ * socket instead (Documentation/cluster.rst).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "dmdev.h"
 
 #define PLX_MAX_ATTACH_EXTENTS	64
 
@@ -37,114 +46,6 @@ static const char *run_dir(void)
 	const char *d = getenv("PARALLAX_RUN_DIR");
 
 	return d && *d ? d : "/run/parallax";
-}
-
-static int host_id(const char *opt, u32 *out)
-{
-	const char *src = opt ? opt : getenv("PARALLAX_HOST_ID");
-	char buf[32] = "";
-	u64 v;
-
-	if (!src) {
-		FILE *f = fopen("/etc/parallax/host-id", "r");
-
-		if (f) {
-			if (fgets(buf, sizeof(buf), f))
-				buf[strcspn(buf, " \t\n")] = '\0';
-			fclose(f);
-			src = buf;
-		}
-	}
-	if (!src || !*src) {
-		*out = 1;
-		return 0;
-	}
-	if (plx_parse_u64(src, &v) || !v || v > UINT32_MAX)
-		return cli_err(EXIT_USAGE, "host id '%s' is not in 1..4294967295",
-			       src);
-	*out = v;
-	return 0;
-}
-
-static bool dm_name_ok(const char *name)
-{
-	size_t i, n = strlen(name);
-
-	if (!n || n >= DM_NAME_LEN || !strcmp(name, ".") || !strcmp(name, ".."))
-		return false;
-	for (i = 0; i < n; i++)
-		if (name[i] == '/' || name[i] <= ' ')
-			return false;
-	return true;
-}
-
-/* ---- libdevmapper ------------------------------------------------------ */
-
-static int dm_run(struct dm_task *dmt, bool wait_udev)
-{
-	uint32_t cookie = 0;
-	int ok;
-
-	if (wait_udev && !dm_task_set_cookie(dmt, &cookie, 0))
-		return -1;
-	ok = dm_task_run(dmt);
-	if (wait_udev)
-		dm_udev_wait(cookie);
-	return ok ? 0 : -1;
-}
-
-static bool dm_exists(const char *name)
-{
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
-	struct dm_info info = { 0 };
-	bool exists = false;
-
-	if (dmt && dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
-	    dm_task_get_info(dmt, &info))
-		exists = info.exists;
-	if (dmt)
-		dm_task_destroy(dmt);
-	return exists;
-}
-
-static int dm_create(const char *name, u64 sectors, const char *params,
-		     bool read_only)
-{
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_CREATE);
-	int r = -1;
-
-	if (dmt && dm_task_set_name(dmt, name) &&
-	    (!read_only || dm_task_set_ro(dmt)) &&
-	    dm_task_add_target(dmt, 0, sectors, "parallax", params))
-		r = dm_run(dmt, true);
-	if (dmt)
-		dm_task_destroy(dmt);
-	return r;
-}
-
-static int dm_remove(const char *name)
-{
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_REMOVE);
-	int r = -1;
-
-	if (dmt && dm_task_set_name(dmt, name))
-		r = dm_run(dmt, true);
-	if (dmt)
-		dm_task_destroy(dmt);
-	return r;
-}
-
-static int dm_message(const char *name, const char *msg)
-{
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_TARGET_MSG);
-	int r = -1;
-
-	if (dmt && dm_task_set_name(dmt, name) && dm_task_set_sector(dmt, 0) &&
-	    dm_task_set_message(dmt, msg) && dm_task_run(dmt))
-		r = 0;
-	if (dmt)
-		dm_task_destroy(dmt);
-	return r;
 }
 
 /* ---- State files ------------------------------------------------------- */
@@ -218,12 +119,6 @@ static int state_load(const char *name, struct attach_state *st)
 
 /* ---- Claims ------------------------------------------------------------ */
 
-static struct plx_extent_entry *cat_entry(struct plx_store *s, u64 ext)
-{
-	return &s->cat[ext / PLX_CATALOGUE_PER_BLOCK]
-		.entries[ext % PLX_CATALOGUE_PER_BLOCK];
-}
-
 static u64 extent_free_blocks(struct plx_store *s, u64 ext)
 {
 	u64 base = ext << s->geo.extent_shift, b, n = 0;
@@ -246,7 +141,7 @@ static int claim_extent(struct plx_store *s, enum plx_extent_type type,
 	struct plx_extent_entry *e;
 
 	for (ext = s->geo.system_extents; ext < s->geo.nr_extents; ext++) {
-		e = cat_entry(s, ext);
+		e = cli_cat_entry(s, ext);
 		if (e->holder)
 			continue;
 		if (e->type == PLX_EXT_FREE) {
@@ -266,7 +161,7 @@ static int claim_extent(struct plx_store *s, enum plx_extent_type type,
 	if (!best_free)
 		return cli_err(EXIT_STORE, "no unheld %s extent has free space",
 			       type == PLX_EXT_DATA ? "data" : "metadata");
-	e = cat_entry(s, best);
+	e = cli_cat_entry(s, best);
 	e->type = type;
 	e->holder = cpu_to_le32(host);
 	e->generation = cpu_to_le64(le64_to_cpu(e->generation) + 1);
@@ -285,7 +180,7 @@ static void release_extents(struct plx_store *s, const struct attach_state *st)
 
 		if (st->extents[i] >= s->geo.nr_extents)
 			continue;
-		e = cat_entry(s, st->extents[i]);
+		e = cli_cat_entry(s, st->extents[i]);
 		if (le32_to_cpu(e->holder) != st->host)
 			continue;
 		e->holder = 0;
@@ -381,6 +276,122 @@ static int unclaim(const struct attach_state *st)
 	return ret;
 }
 
+/* ---- parallaxd --------------------------------------------------------- */
+
+#define DAEMON_TIMEOUT_S	120
+
+static void daemon_sock(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/parallaxd.sock", run_dir());
+}
+
+/*
+ * The lock manager address of the store at @dev into @addr; false if it
+ * has none or cannot be opened (the single-host path then reports why).
+ */
+static bool store_lockd(const char *dev, char *addr, size_t len)
+{
+	struct plx_store *s = plx_open(dev, PLX_OPEN_RDONLY);
+	bool on;
+
+	addr[0] = '\0';
+	if (!s)
+		return false;
+	on = cli_lockd_addr(s, addr, len);
+	plx_close(s);
+	return on;
+}
+
+/*
+ * Send one request line to parallaxd and read its answer: info lines go
+ * to stderr, "ok [...]" returns 0 with the rest in @result, "error MSG"
+ * is reported.  @lockd names the store's lock manager in the message that
+ * parallaxd is not running, when it is known.
+ */
+static int daemon_call(const char *req, const char *lockd, char *result,
+		       size_t len)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = DAEMON_TIMEOUT_S };
+	char path[sizeof(sun.sun_path) + 64], line[4200];
+	int fd, ret = EXIT_STORE;
+	FILE *f;
+
+	daemon_sock(path, sizeof(path));
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return cli_err(EXIT_USAGE, "control socket path %s is too long",
+			       path);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cli_err(EXIT_STORE, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		int e = errno;
+
+		close(fd);
+		if (lockd && *lockd)
+			return cli_err(EXIT_STORE,
+				       "parallaxd is not running (%s: %s); VDIs of a store with a lock manager (%s) are attached through it",
+				       path, strerror(e), lockd);
+		return cli_err(EXIT_STORE, "parallaxd is not running (%s: %s)",
+			       path, strerror(e));
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	f = fdopen(fd, "r+");
+	if (!f) {
+		close(fd);
+		return cli_err(EXIT_STORE, "fdopen: %s", strerror(errno));
+	}
+	if (fprintf(f, "%s\n", req) < 0 || fflush(f)) {
+		ret = cli_err(EXIT_STORE, "cannot talk to parallaxd at %s: %s",
+			      path, strerror(errno));
+		goto out;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strcmp(line, "ok") || !strncmp(line, "ok ", 3)) {
+			snprintf(result, len, "%s", line[2] ? line + 3 : "");
+			ret = 0;
+			goto out;
+		}
+		if (!strncmp(line, "error", 5)) {
+			ret = cli_err(EXIT_STORE, "parallaxd: %s",
+				      line[5] ? line + 6 : "failed");
+			goto out;
+		}
+		fprintf(stderr, "parallaxd: %s\n", line);
+	}
+	ret = cli_err(EXIT_STORE, "parallaxd at %s closed the connection without an answer%s%s",
+		      path, ferror(f) ? ": " : "",
+		      ferror(f) ? strerror(errno) : "");
+out:
+	fclose(f);
+	return ret;
+}
+
+static int attach_daemon(const char *dev, const char *vdi, const char *name,
+			 bool read_only, const char *lockd)
+{
+	char real[4096], req[4400], result[4200];
+	int ret;
+
+	/* parallaxd runs elsewhere: give it a path that means the same. */
+	if (!realpath(dev, real))
+		return cli_err(EXIT_STORE, "%s: %s", dev, strerror(errno));
+	if (strpbrk(real, " \t\n") || strpbrk(vdi, " \t\n"))
+		return cli_err(EXIT_USAGE,
+			       "parallaxd's requests are words: no blanks in the device path or VDI");
+	snprintf(req, sizeof(req), "attach %s %s %s %s", real, vdi, name,
+		 read_only ? "ro" : "rw");
+	ret = daemon_call(req, lockd, result, sizeof(result));
+	if (!ret)
+		printf("%s\n", result);
+	return ret;
+}
+
+/* ---- Commands ---------------------------------------------------------- */
+
 int cmd_attach(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -389,13 +400,15 @@ int cmd_attach(int argc, char **argv)
 		{ "data-extents", required_argument, NULL, 'e' },
 		{ "metadata-extents", required_argument, NULL, 'm' },
 		{ "read-only", no_argument, NULL, 'r' },
+		{ "local", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *name = NULL, *host_s = NULL;
+	const char *name = NULL, *host_s = NULL, *extents_s = NULL;
+	char params[4300], msg[64], lockd[PLX_LOCKD_ADDR_LEN + 1];
 	struct attach_state st = { 0 };
-	char params[4300], msg[64];
 	u64 nr_data = 1, nr_meta = 1, size = 0;
+	bool local = false;
 	unsigned int i;
 	struct stat sb;
 	int c, ret;
@@ -409,6 +422,7 @@ int cmd_attach(int argc, char **argv)
 			host_s = optarg;
 			break;
 		case 'e':
+			extents_s = "--data-extents";
 			if (plx_parse_u64(optarg, &nr_data) || !nr_data ||
 			    nr_data >= PLX_MAX_ATTACH_EXTENTS)
 				return cli_err(EXIT_USAGE,
@@ -416,6 +430,7 @@ int cmd_attach(int argc, char **argv)
 					       PLX_MAX_ATTACH_EXTENTS - 1);
 			break;
 		case 'm':
+			extents_s = "--metadata-extents";
 			if (plx_parse_u64(optarg, &nr_meta) || !nr_meta ||
 			    nr_meta >= PLX_MAX_ATTACH_EXTENTS)
 				return cli_err(EXIT_USAGE,
@@ -425,6 +440,9 @@ int cmd_attach(int argc, char **argv)
 		case 'r':
 			st.read_only = true;
 			break;
+		case 'L':
+			local = true;
+			break;
 		case 'h':
 			return cli_help(cli_cmd);
 		default:
@@ -433,21 +451,40 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (cli_nargs(argc, argv, 2, 2))
 		return EXIT_USAGE;
-	if (host_id(host_s, &st.host))
+	if (cli_host_id(host_s, &st.host))
 		return EXIT_USAGE;
 	if (snprintf(st.dev, sizeof(st.dev), "%s", argv[optind]) >= (int)sizeof(st.dev))
 		return cli_err(EXIT_USAGE, "device path too long");
 	if (stat(st.dev, &sb))
 		return cli_err(EXIT_STORE, "%s: %s", st.dev, strerror(errno));
+	if (!name)
+		name = argv[optind + 1];
+	if (store_lockd(st.dev, lockd, sizeof(lockd))) {
+		if (local)
+			return cli_err(EXIT_STORE,
+				       "--local: %s has a lock manager (%s), which owns its claims; attach through parallaxd",
+				       st.dev, lockd);
+		if (host_s)
+			return cli_err(EXIT_USAGE,
+				       "--host-id: with a lock manager (%s) parallaxd attaches as its own host id",
+				       lockd);
+		if (extents_s)
+			return cli_err(EXIT_USAGE,
+				       "%s: with a lock manager (%s) parallaxd claims extents as the device needs them",
+				       extents_s, lockd);
+		if (!plx_dm_name_ok(name))
+			return cli_err(EXIT_USAGE,
+				       "'%s' is not a valid device name", name);
+		return attach_daemon(st.dev, argv[optind + 1], name,
+				     st.read_only, lockd);
+	}
 	if (!S_ISBLK(sb.st_mode))
 		return cli_err(EXIT_USAGE,
 			       "%s is not a block device; the kernel target needs one (losetup can make one)",
 			       st.dev);
-	if (!name)
-		name = argv[optind + 1];
-	if (!dm_name_ok(name))
+	if (!plx_dm_name_ok(name))
 		return cli_err(EXIT_USAGE, "'%s' is not a valid device name", name);
-	if (dm_exists(name))
+	if (plx_dm_exists(name))
 		return cli_err(EXIT_STORE, "device %s already exists", name);
 
 	if (nr_data + nr_meta > PLX_MAX_ATTACH_EXTENTS)
@@ -463,7 +500,7 @@ int cmd_attach(int argc, char **argv)
 	if (st.host != 1 && !st.read_only)
 		snprintf(params + strlen(params), sizeof(params) - strlen(params),
 			 " 2 host_id %u", st.host);
-	if (dm_create(name, size >> 9, params, st.read_only)) {
+	if (plx_dm_create(name, size >> 9, params, st.read_only)) {
 		cli_err(EXIT_STORE, "cannot create device %s", name);
 		unclaim(&st);
 		return EXIT_STORE;
@@ -471,17 +508,17 @@ int cmd_attach(int argc, char **argv)
 	for (i = 0; i < st.nr; i++) {
 		snprintf(msg, sizeof(msg), "add_extent %llu",
 			 (unsigned long long)st.extents[i]);
-		if (dm_message(name, msg)) {
+		if (plx_dm_message(name, msg, NULL, 0)) {
 			cli_err(EXIT_STORE, "device %s refused extent %llu", name,
 				(unsigned long long)st.extents[i]);
-			dm_remove(name);
+			plx_dm_remove(name);
 			unclaim(&st);
 			return EXIT_STORE;
 		}
 	}
 	ret = state_save(name, &st);
 	if (ret) {
-		dm_remove(name);
+		plx_dm_remove(name);
 		unclaim(&st);
 		return ret;
 	}
@@ -491,26 +528,44 @@ int cmd_attach(int argc, char **argv)
 
 int cmd_detach(int argc, char **argv)
 {
+	char path[4200], sock[4200], req[300], result[64];
+	char lockd[PLX_LOCKD_ADDR_LEN + 1];
 	struct attach_state st;
-	char path[4200];
+	const char *name;
+	struct stat sb;
 	int ret;
 
 	ret = cli_only_help(argc, argv, 1, 1);
 	if (ret >= 0)
 		return ret;
-	if (!dm_name_ok(argv[optind]))
+	name = argv[optind];
+	if (!plx_dm_name_ok(name))
 		return cli_err(EXIT_USAGE, "'%s' is not a valid device name",
-			       argv[optind]);
-	ret = state_load(argv[optind], &st);
+			       name);
+	/*
+	 * No state file of ours: the device is parallaxd's, if it runs.
+	 * A state file naming a store that has a lock manager now: the
+	 * claims are the lock manager's, so parallaxd must release them.
+	 */
+	state_path(name, path, sizeof(path));
+	daemon_sock(sock, sizeof(sock));
+	lockd[0] = '\0';
+	if (stat(path, &sb) && !stat(sock, &sb))
+		goto daemon;
+	ret = state_load(name, &st);
 	if (ret)
 		return ret;
-	if (dm_exists(argv[optind]) && dm_remove(argv[optind]))
+	if (store_lockd(st.dev, lockd, sizeof(lockd)))
+		goto daemon;
+	if (plx_dm_exists(name) && plx_dm_remove(name))
 		return cli_err(EXIT_STORE, "cannot remove device %s (is it in use?)",
-			       argv[optind]);
+			       name);
 	ret = unclaim(&st);
 	if (ret)
 		return ret;
-	state_path(argv[optind], path, sizeof(path));
 	unlink(path);
 	return 0;
+daemon:
+	snprintf(req, sizeof(req), "detach %s", name);
+	return daemon_call(req, lockd, result, sizeof(result));
 }

@@ -3,16 +3,46 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+/*
+ * Upper bounds of the blocks an import of @fd into @v may allocate, to
+ * claim enough extents in a cluster: one data block per image block (a
+ * pipe may fill the VDI), and per level of the tree at most one node per
+ * 512 children plus the two partial ones at the ends.
+ */
+static void import_needs(const struct plx_vdi_record *v, int fd,
+			 struct cli_lock_req *req)
+{
+	u64 blocks = le64_to_cpu(v->size) / PLX_BLOCK_SIZE, meta = 0, n;
+	struct stat st;
+	unsigned int l;
+
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
+	    (u64)st.st_size / PLX_BLOCK_SIZE + 1 < blocks)
+		blocks = (u64)st.st_size / PLX_BLOCK_SIZE + 1;
+	n = blocks;
+	for (l = 1; l < v->height; l++) {
+		n = n / PLX_PTRS_PER_NODE + 2;
+		meta += n;
+	}
+	req->data_blocks = blocks;
+	req->meta_blocks = meta + 1;
+}
+
 int cmd_import(int argc, char **argv)
 {
+	struct cli_lock_req req = { 0 };
+	struct cli_cluster cl = { 0 };
+	struct plx_vdi_record *v;
 	struct plx_io_stats st;
 	struct plx_store *s;
 	const char *file;
-	int ret, fd;
+	int ret, fd = 0, unlocked;
 	u64 id;
 
 	ret = cli_only_help(argc, argv, 3, 3);
@@ -30,6 +60,22 @@ int cmd_import(int argc, char **argv)
 	if (fd < 0) {
 		ret = cli_err(EXIT_STORE, "cannot open %s: %s", file,
 			      strerror(errno));
+		fd = 0;
+		goto out;
+	}
+	v = plx_vdi_get(s, id);
+	if (!v) {
+		ret = cli_liberr();
+		goto out;
+	}
+	import_needs(v, fd, &req);
+	req.vdi = id;
+	ret = cli_lock(&cl, &s, argv[optind], &req);
+	if (ret)
+		goto out;
+	if (cl.on && (plx_resolve_vdi(s, argv[optind + 1], &id) ||
+		      (id != req.vdi && cli_changed(argv[optind + 1])))) {
+		ret = cli_liberr();
 		goto out;
 	}
 	if (plx_import(s, id, fd, &st)) {
@@ -41,11 +87,12 @@ int cmd_import(int argc, char **argv)
 			(unsigned long long)st.blocks_sparse);
 		ret = EXIT_OK;
 	}
+out:
 	if (fd)
 		close(fd);
-out:
 	plx_close(s);
-	return ret;
+	unlocked = cli_unlock(&cl);
+	return ret ? ret : unlocked;
 }
 
 int cmd_export(int argc, char **argv)

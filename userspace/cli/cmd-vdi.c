@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* parallax create, delete, snapshot and label */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -12,11 +13,13 @@ int cmd_create(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cli_lock_req req = { .registry = true, .meta_blocks = 1 };
 	const char *size_s = NULL, *from = NULL;
+	struct cli_cluster cl = { 0 };
 	struct plx_store *s;
 	struct plx_snap sn;
 	u64 size = 0, id;
-	int c, ret;
+	int c, ret, unlocked;
 
 	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
 		switch (c) {
@@ -50,6 +53,10 @@ int cmd_create(int argc, char **argv)
 	s = cli_open(argv[optind], true);
 	if (!s)
 		return EXIT_STORE;
+	/* Both allocate one radix root: a metadata block. */
+	ret = cli_lock(&cl, &s, argv[optind], &req);
+	if (ret)
+		goto out;
 	if (from)
 		ret = plx_resolve_snap(s, from, false, &sn) ||
 		      plx_vdi_clone(s, argv[optind + 1], &sn, &id);
@@ -59,36 +66,69 @@ int cmd_create(int argc, char **argv)
 		ret = cli_liberr();
 	else
 		printf("%llu\n", (unsigned long long)id);
+out:
 	plx_close(s);
-	return ret;
+	unlocked = cli_unlock(&cl);
+	return ret ? ret : unlocked;
+}
+
+/*
+ * What delete's argument names: a snapshot (*is_snap, @sn) or a VDI (@id).
+ * An argument with '@' may name a deleted snapshot, to say it is deleted.
+ */
+static int delete_resolve(struct plx_store *s, const char *arg, u64 *id,
+			  struct plx_snap *sn, bool *is_snap)
+{
+	if (strchr(arg, '@')) {
+		*is_snap = true;
+		return plx_resolve_snap(s, arg, true, sn);
+	}
+	return cli_resolve(s, arg, id, sn, is_snap);
 }
 
 int cmd_delete(int argc, char **argv)
 {
-	const char *arg;
+	struct cli_lock_req req = { .registry = true };
+	struct cli_cluster cl = { 0 };
+	struct plx_snap sn, sn2;
+	const char *arg, *dev;
 	struct plx_store *s;
-	struct plx_snap sn;
+	bool is_snap, is_snap2;
+	u64 id, id2;
 	char sid[48];
-	bool is_snap;
-	u64 id;
-	int ret;
+	int ret, unlocked;
 
 	ret = cli_only_help(argc, argv, 2, 2);
 	if (ret >= 0)
 		return ret;
+	dev = argv[optind];
 	arg = argv[optind + 1];
-	s = cli_open(argv[optind], true);
+	s = cli_open(dev, true);
 	if (!s)
 		return EXIT_STORE;
-	if (strchr(arg, '@')) {
-		/* Deleted snapshots resolve, to say they are deleted already. */
-		ret = plx_resolve_snap(s, arg, true, &sn) ||
-		      plx_snap_delete(s, &sn);
-		goto snap;
-	}
-	if (cli_resolve(s, arg, &id, &sn, &is_snap)) {
+	if (delete_resolve(s, arg, &id, &sn, &is_snap)) {
 		ret = cli_liberr();
 		goto out;
+	}
+	req.vdi = is_snap ? sn.vdi : id;
+	ret = cli_lock(&cl, &s, dev, &req);
+	if (ret)
+		goto out;
+	if (cl.on) {
+		/* Re-resolve on the store as it is under the locks. */
+		if (delete_resolve(s, arg, &id2, &sn2, &is_snap2)) {
+			ret = cli_liberr();
+			goto out;
+		}
+		if (is_snap2 != is_snap ||
+		    (is_snap ? sn2.vdi != sn.vdi ||
+			       sn2.rec.seq != sn.rec.seq : id2 != id)) {
+			ret = cli_err(EXIT_STORE,
+				      "'%s' changed meaning while the locks were taken; try again",
+				      arg);
+			goto out;
+		}
+		sn = sn2;
 	}
 	if (!is_snap) {
 		if (plx_vdi_delete(s, id)) {
@@ -99,9 +139,7 @@ int cmd_delete(int argc, char **argv)
 		ret = EXIT_OK;
 		goto out;
 	}
-	ret = plx_snap_delete(s, &sn);
-snap:
-	if (ret) {
+	if (plx_snap_delete(s, &sn)) {
 		ret = cli_liberr();
 	} else {
 		cli_snap_id(&sn, sid, sizeof(sid));
@@ -109,7 +147,8 @@ snap:
 	}
 out:
 	plx_close(s);
-	return ret;
+	unlocked = cli_unlock(&cl);
+	return ret ? ret : unlocked;
 }
 
 int cmd_snapshot(int argc, char **argv)
@@ -119,10 +158,12 @@ int cmd_snapshot(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cli_lock_req req = { 0 };
+	struct cli_cluster cl = { 0 };
 	const char *label = NULL;
 	struct plx_store *s;
 	u64 id, seq;
-	int c, ret;
+	int c, ret, unlocked;
 
 	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
 		switch (c) {
@@ -140,7 +181,17 @@ int cmd_snapshot(int argc, char **argv)
 	s = cli_open(argv[optind], true);
 	if (!s)
 		return EXIT_STORE;
+	if (plx_resolve_vdi(s, argv[optind + 1], &req.vdi)) {
+		ret = cli_liberr();
+		goto out;
+	}
+	/* A new root and a new snapshot-log head block. */
+	req.meta_blocks = 2;
+	ret = cli_lock(&cl, &s, argv[optind], &req);
+	if (ret)
+		goto out;
 	if (plx_resolve_vdi(s, argv[optind + 1], &id) ||
+	    (id != req.vdi && cli_changed(argv[optind + 1])) ||
 	    plx_snapshot(s, id, label, &seq)) {
 		ret = cli_liberr();
 	} else {
@@ -148,15 +199,19 @@ int cmd_snapshot(int argc, char **argv)
 		       (unsigned long long)seq);
 		ret = EXIT_OK;
 	}
+out:
 	plx_close(s);
-	return ret;
+	unlocked = cli_unlock(&cl);
+	return ret ? ret : unlocked;
 }
 
 int cmd_label(int argc, char **argv)
 {
-	struct plx_store *s;
+	struct cli_lock_req req = { 0 };
+	struct cli_cluster cl = { 0 };
 	struct plx_snap sn;
-	int ret;
+	struct plx_store *s;
+	int ret, unlocked;
 
 	ret = cli_only_help(argc, argv, 3, 3);
 	if (ret >= 0)
@@ -164,11 +219,22 @@ int cmd_label(int argc, char **argv)
 	s = cli_open(argv[optind], true);
 	if (!s)
 		return EXIT_STORE;
+	if (plx_resolve_snap(s, argv[optind + 1], false, &sn)) {
+		ret = cli_liberr();
+		goto out;
+	}
+	req.vdi = sn.vdi;
+	ret = cli_lock(&cl, &s, argv[optind], &req);
+	if (ret)
+		goto out;
 	if (plx_resolve_snap(s, argv[optind + 1], false, &sn) ||
+	    (sn.vdi != req.vdi && cli_changed(argv[optind + 1])) ||
 	    plx_snap_label(s, &sn, argv[optind + 2]))
 		ret = cli_liberr();
 	else
 		ret = EXIT_OK;
+out:
 	plx_close(s);
-	return ret;
+	unlocked = cli_unlock(&cl);
+	return ret ? ret : unlocked;
 }
