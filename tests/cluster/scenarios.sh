@@ -1,0 +1,445 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Two hosts (UML guests 1 and 2, host ids 1 and 2) share one blockstore
+# file; parallax-lockd runs on the host side of the private network and
+# each guest runs parallaxd.  One boot of the guests serves every scenario,
+# in this order (each depends on the state the previous one left):
+#
+#  a. lockd advertises itself in the superblock; both parallaxd connect.
+#  b. host 1 attaches va, host 2 attaches vb; fio writes both at once with
+#     crc32c verification; both verify afterwards.
+#  c. host 2 is refused va (held by host 1); nothing changes on disk.
+#  d. live migration of va: 1 -> 2 (verifies 1's data, writes more) -> 1
+#     (verifies everything).
+#  e. lockd SIGKILLed and restarted while host 1 writes va: I/O goes on,
+#     dmsetup status says unreachable then connected, no lock is lost.
+#  g. a client with a wrong key and garbage on lockd's port change
+#     nothing (store sha256 and lock state unchanged).
+#  f. host 1 is SIGKILLed holding va; "parallax unlock --host 1 --force"
+#     fences it; host 2 attaches va and verifies it; host 1 boots again
+#     and the kernel refuses a table with its old lock_gen and an
+#     add_extent with an old extent generation.
+#
+# At the end every device is detached, the exports equal what the guests
+# read, "parallax check" is clean and both guests power off cleanly.
+set -u
+source "$(dirname "$0")/lib.sh"
+
+STORE=$T/store.img
+LK=$CL_NET.1:$CL_LOCKD_PORT
+PDCTL="/usr/bin/python3 $CL_DIR/pdctl.py"
+LKPROBE="/usr/bin/python3 $CL_DIR/lkprobe.py"
+# A short lease so that lockd's restart and the fencing run in seconds.
+CL_LEASE=${CL_LEASE:-5}
+
+missing=
+for tool in parallax parallax-lockd parallaxd; do
+	have "$tool" || missing="$missing $tool"
+done
+[ -z "$missing" ] || bail "tools built (make -C userspace): missing$missing"
+
+# ---------------- helpers ----------------
+
+# wait_for SECS CMD...: poll CMD (shell text, host side) until it succeeds.
+wait_for() {
+	local secs=$1 t0=$SECONDS
+	shift
+	while ! eval "$*" >/dev/null 2>&1; do
+		[ $((SECONDS - t0)) -lt "$secs" ] || return 1
+		sleep 1
+	done
+}
+
+# fio_cmd DEV OFF SIZE SEED [verify]: an fio job writing (or, with
+# "verify", only verifying) random 4 KiB blocks of DEV[OFF, OFF+SIZE) with
+# crc32c headers.  The same SEED and range regenerate the same data, so
+# another host can verify what one host wrote.
+fio_cmd() {
+	local extra=
+	[ "${5:-}" = verify ] && extra=--verify_only
+	echo "fio --name=cl$4 --filename=$1 --direct=1 $FIO_ENGINE" \
+		"--rw=randwrite --bs=4k --offset=$2 --size=$3 --randseed=$4" \
+		"--verify=crc32c --verify_fatal=1 --do_verify=1" \
+		"--exitall_on_error=1 --verify_state_save=0 --end_fsync=1 $extra"
+}
+
+# g_fio DESC I DEV OFF SIZE SEED [verify]: the job must pass in guest I.
+# Safe to run several at once (each has its own output file).
+g_fio() {
+	local desc=$1 i=$2 out=$T/fio-$6-${7:-write}.$2
+	if on "$i" "$(fio_cmd "$3" "$4" "$5" "$6" "${7:-}")" >"$out" 2>&1 &&
+	   ! grep -q 'verify: bad\|err=[ ]*[1-9]' "$out"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		grep -v '^ *$' "$out" | head -25 | sed 's/^/# /'
+	fi
+}
+
+# dev_sha I DEV: sha256 of a whole device read with O_DIRECT in guest I.
+dev_sha() {
+	on "$1" "dd if=$2 bs=1M iflag=direct status=none | sha256sum" | cut -d' ' -f1
+}
+
+# vdi_id NAME: the VDI's id, from parallax list.
+vdi_id() {
+	"$P" list "$STORE" | awk -v n="$1" '$2 == n { print $1 }'
+}
+
+# vdi_size ID: the VDI's size in bytes, from its record on disk.
+vdi_size() {
+	local start
+	start=$("$P" dump "$STORE" | sed -n 's/^  registry *blocks \([0-9]*\)\..*/\1/p')
+	"$P" dump "$STORE" $((start + $1 - 1)) | sed -n 's/^  size \([0-9]*\) .*/\1/p'
+}
+
+# vdi_lock ID: "holder H lock_generation G" of the VDI record, on disk.
+vdi_lock() {
+	local start
+	start=$("$P" dump "$STORE" | sed -n 's/^  registry *blocks \([0-9]*\)\..*/\1/p')
+	"$P" dump "$STORE" $((start + $1 - 1)) |
+		sed -n 's/.*\(holder [0-9]* lock_generation [0-9]*\).*/\1/p'
+}
+
+# disk_locks: the on-disk lock state: every catalogue entry in use (holder,
+# generation) and every VDI record's holder and lock generation.
+disk_locks() {
+	local id
+	"$P" dump "$STORE" | grep '^  extent ' | sed 's/ used [0-9]*//'
+	for id in $("$P" list "$STORE" | awk 'NR > 1 { print $1 }'); do
+		echo "vdi $id $(vdi_lock "$id")"
+	done
+}
+
+# lockd_locks: "parallax locks" through the lock manager, with lease
+# times (numbers followed by ms or s) blanked so that outputs compare.
+lockd_locks() {
+	in_ns "$P" locks "$STORE" | sed -E 's/[0-9]+(\.[0-9]+)? ?(ms|s)\b/T/g'
+}
+
+# pd_device I NAME: parallaxd's "device NAME ..." status line in guest I.
+pd_device() {
+	on "$1" "$PDCTL status" | grep "^device $2 "
+}
+
+# pd_start I HOST: parallaxd for /dev/ubda in guest I, in the foreground
+# of a background session, its log in $T (visible on the host).
+pd_start() {
+	on "$1" "setsid $T/bin/parallaxd /dev/ubda --host-id $2 --foreground \
+		>>$T/parallaxd$1.log 2>&1 </dev/null & echo \$! >$T/parallaxd$1.pid"
+	wait_for 60 "on $1 '$PDCTL status'"
+}
+
+# pd_stop I: guest I's parallaxd (by its pid) must end on SIGTERM within
+# 20 s; a check.
+pd_stop() {
+	g_check "parallaxd on host $1 stops on SIGTERM" "$1" \
+		"p=\$(cat $T/parallaxd$1.pid) && kill \$p &&
+		for n in \$(seq 100); do kill -0 \$p 2>/dev/null || exit 0; sleep 0.2; done; exit 1"
+}
+
+# attach DESC I VDI NAME: parallax attach must succeed in guest I and print
+# the device path.
+attach() {
+	local out=$T/attach.$2
+	if on "$2" "parallax attach /dev/ubda $3 --name $4 && dmsetup mknodes $4 && test -b /dev/mapper/$4" \
+	   >"$out" 2>&1 && grep -qx "/dev/mapper/$4" "$out"; then
+		ok "$1"
+	else
+		not_ok "$1"
+		comment "$out"
+		comment "$T/parallaxd$2.log" 10
+		return 1
+	fi
+}
+
+# ---------------- setup ----------------
+
+new_store "$STORE" 1G || bail "format the store"
+for v in va:32M vb:32M vc:16M; do
+	"$P" create "$STORE" "${v%%:*}" --size "${v#*:}" >/dev/null ||
+		bail "create VDI ${v%%:*}"
+done
+VA=$(vdi_id va)
+VB=$(vdi_id vb)
+ok "store with VDIs va ($VA), vb ($VB), vc"
+cl_net 2 || bail "network namespace $NS with a bridge and 2 taps"
+
+# ---------------- a. lock manager and parallaxd ----------------
+
+lockd_start
+if lockd_ready 30; then
+	ok "a: parallax-lockd listens on $LK"
+else
+	not_ok "a: parallax-lockd does not listen on $LK"
+	comment "$T/lockd.log"
+	finish
+fi
+if "$P" dump "$STORE" | grep -q "lock manager *$LK\$"; then
+	ok "a: the superblock names the lock manager $LK"
+else
+	not_ok "a: the superblock does not name $LK"
+	"$P" dump "$STORE" | grep 'lock manager' | sed 's/^/# /'
+fi
+
+cl_boot 1 1
+cl_boot 2 2
+for i in 1 2; do
+	cl_wait "$i" "${CL_BOOT_WAIT:-180}" && ok "guest $i (host $i) is up" ||
+		bail "guest $i (host $i) never answered: $(tail -n 3 "$T/uml$i.log")"
+done
+for i in 1 2; do
+	if pd_start "$i" "$i"; then
+		ok "a: parallaxd runs on host $i"
+	else
+		not_ok "a: parallaxd does not answer on host $i"
+		comment "$T/parallaxd$i.log"
+	fi
+	st=$(on "$i" "$PDCTL status")
+	if grep -qx "lockd $LK connected" <<<"$st" && grep -qx "host $i" <<<"$st"; then
+		ok "a: parallaxd on host $i is connected to $LK as host $i"
+	else
+		not_ok "a: parallaxd status on host $i"
+		sed 's/^/# /' <<<"$st"
+	fi
+done
+
+# ---------------- b. two hosts, two VDIs, concurrent I/O ----------------
+
+attach "b: host 1 attaches va" 1 va va
+attach "b: host 2 attaches vb" 2 vb vb
+for x in "1 va $VA" "2 vb $VB"; do
+	set -- $x
+	line=$(pd_device "$1" "$2")
+	disk=$(vdi_lock "$3")
+	g=$(sed -n 's/.* lock_gen \([0-9]*\) .*/\1/p' <<<"$line")
+	if [ -n "$g" ] && [ "$disk" = "holder $1 lock_generation $g" ]; then
+		ok "b: $2's record on disk names host $1 and lock_gen $g as parallaxd says"
+	else
+		not_ok "b: $2: parallaxd says '$line', the disk says '$disk'"
+	fi
+	st=$(dm_field "$1" "$2" 11)
+	[ "$st" = connected ] && ok "b: dmsetup status of $2 on host $1 says lockd connected" ||
+		not_ok "b: dmsetup status of $2 on host $1: lockd state '$st'"
+done
+table=$(on 1 "dmsetup table va")
+if grep -q "host_id 1" <<<"$table" && grep -q "lock_gen " <<<"$table"; then
+	ok "b: va's table carries host_id 1 and lock_gen"
+else
+	not_ok "b: va's table: $table"
+fi
+
+g_fio "b: host 1 writes va[0,8M) while host 2 writes vb" 1 /dev/mapper/va 0 8M 11 &
+f1=$!
+g_fio "b: host 2 writes vb[0,12M) while host 1 writes va" 2 /dev/mapper/vb 0 12M 21 &
+f2=$!
+wait "$f1" "$f2"
+g_fio "b: host 1 verifies va[0,8M)" 1 /dev/mapper/va 0 8M 11 verify
+g_fio "b: host 2 verifies vb[0,12M)" 2 /dev/mapper/vb 0 12M 21 verify
+VB_SHA=$(dev_sha 2 /dev/mapper/vb)
+
+# ---------------- c. a held VDI is refused ----------------
+
+before=$(disk_locks)
+g_fail "c: host 2 is refused va, held by host 1" 2 \
+	"parallax attach /dev/ubda va --name va2"
+g_fail "c: no device va2 on host 2" 2 "dmsetup info va2"
+[ "$(disk_locks)" = "$before" ] && ok "c: the refusal changed no lock on disk" ||
+	{ not_ok "c: the refusal changed the lock state on disk"; diff <(echo "$before") <(disk_locks) | sed 's/^/# /'; }
+
+# ---------------- d. live migration 1 -> 2 -> 1 ----------------
+
+SHA1=$(dev_sha 1 /dev/mapper/va)
+g_check "d: host 1 detaches va" 1 "parallax detach va"
+d=$(vdi_lock "$VA")
+[ "${d%% *}" = holder ] && [ "$(cut -d' ' -f2 <<<"$d")" = 0 ] &&
+	ok "d: va's record has no holder after detach ($d)" || not_ok "d: va after detach: $d"
+attach "d: host 2 attaches va" 2 va va
+g_fio "d: host 2 verifies what host 1 wrote to va" 2 /dev/mapper/va 0 8M 11 verify
+got=$(dev_sha 2 /dev/mapper/va)
+[ "$got" = "$SHA1" ] && ok "d: va reads the same on host 2 as on host 1" ||
+	not_ok "d: va's sha256 on host 2 $got, on host 1 $SHA1"
+g_fio "d: host 2 writes va[8M,16M)" 2 /dev/mapper/va 8M 8M 12
+g_check "d: host 2 detaches va" 2 "parallax detach va"
+attach "d: host 1 attaches va again" 1 va va
+g_fio "d: host 1 verifies va[0,8M)" 1 /dev/mapper/va 0 8M 11 verify
+g_fio "d: host 1 verifies host 2's va[8M,16M)" 1 /dev/mapper/va 8M 8M 12 verify
+
+# ---------------- e. lock manager killed and restarted ----------------
+
+locks_before=$(lockd_locks 2>&1)
+disk_before=$(disk_locks)
+# Overwrite blocks written in d: no new allocation needed while lockd is
+# away.
+g_fio "e: host 1 rewrites va[0,8M) across lockd's death and restart" 1 \
+	/dev/mapper/va 0 8M 13 &
+fe=$!
+sleep 2
+lockd_kill KILL
+ok "e: lockd SIGKILLed"
+if wait_for 60 '[ "$(dm_field 1 va 11)" = unreachable ]'; then
+	ok "e: dmsetup status of va says unreachable"
+else
+	not_ok "e: dmsetup status of va never said unreachable: $(on 1 'dmsetup status va')"
+fi
+on 1 "$PDCTL status" | grep -q "^lockd $LK unreachable" &&
+	ok "e: parallaxd status says unreachable" ||
+	not_ok "e: parallaxd status: $(on 1 "$PDCTL status" | head -n 1)"
+lockd_start
+lockd_ready 30 && ok "e: lockd restarted" || not_ok "e: lockd did not restart"
+if wait_for 60 '[ "$(dm_field 1 va 11)" = connected ]'; then
+	ok "e: dmsetup status of va says connected again"
+else
+	not_ok "e: dmsetup status of va: $(on 1 'dmsetup status va')"
+fi
+wait "$fe"
+g_fio "e: host 1 verifies va[0,8M) after the restart" 1 /dev/mapper/va 0 8M 13 verify
+# The rewrite needed no new grant, so the on-disk lock state must be
+# exactly as before: same holders, same generations (nothing fenced).
+disk_after=$(disk_locks)
+if [ "$disk_after" = "$disk_before" ]; then
+	ok "e: the on-disk locks are exactly as before lockd's death"
+else
+	not_ok "e: the on-disk locks changed across lockd's restart"
+	diff <(echo "$disk_before") <(echo "$disk_after") | sed 's/^/# /'
+fi
+locks_after=$(lockd_locks 2>&1)
+lost=$(comm -23 <(sort <<<"$locks_before") <(sort <<<"$locks_after"))
+if [ -n "$locks_before" ] && [ -z "$lost" ]; then
+	ok "e: parallax locks lists every lock it listed before"
+else
+	not_ok "e: parallax locks lost lines across lockd's restart"
+	sed 's/^/# before: /' <<<"$locks_before" | head -20
+	sed 's/^/# lost: /' <<<"$lost" | head -20
+fi
+# The restarted lockd grants: writing fresh blocks needs new extents.
+g_fio "e: host 1 writes va[16M,24M) after the restart" 1 /dev/mapper/va 16M 8M 14
+
+# ---------------- g. wrong key and garbage ----------------
+
+on 1 "sync" >/dev/null
+on 2 "sync" >/dev/null
+sleep 1
+locks_before=$(lockd_locks 2>&1)
+disk_before=$(disk_locks)
+sha_before=$(sha256sum <"$STORE")
+out=$(in_ns $LKPROBE "$LK" session random 1 break:2:1:1 lock_vdi:"$VB" 2>&1)
+[ "$out" = closed ] && ok "g: a client with a wrong key is disconnected at HELLO" ||
+	not_ok "g: wrong-key client got: $(tr '\n' ' ' <<<"$out")"
+out=$(in_ns $LKPROBE "$LK" garbage 8192 2>&1)
+[ "$(tail -n 1 <<<"$out")" = closed ] && ok "g: garbage closes the connection" ||
+	not_ok "g: garbage got: $(tr '\n' ' ' <<<"$out")"
+for n in 1 16 100 4096 65536; do
+	in_ns /usr/bin/python3 -c '
+import os, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(os.urandom(int(sys.argv[3])))
+s.close()' "$CL_NET.1" "$CL_LOCKD_PORT" "$n" 2>/dev/null
+done
+kill -0 "$CL_LOCKD_PID" 2>/dev/null && ok "g: lockd survived garbage" ||
+	not_ok "g: lockd died: $(tail -n 3 "$T/lockd.log")"
+[ "$(sha256sum <"$STORE")" = "$sha_before" ] &&
+	ok "g: the store's sha256 is unchanged" || not_ok "g: the store changed"
+[ "$(lockd_locks 2>&1)" = "$locks_before" ] &&
+	ok "g: parallax locks is unchanged" ||
+	{ not_ok "g: parallax locks changed"; diff <(echo "$locks_before") <(lockd_locks 2>&1) | sed 's/^/# /'; }
+# Control: the probe's frames are right, since with the store's key it is
+# served; and after a good HELLO, a request with a bad tag (a BREAK of
+# every lock of host 2) is dropped with the connection.
+out=$(in_ns $LKPROBE "$LK" session "store:$STORE" 99 status 2>&1)
+if [ "$(head -n 1 <<<"$out")" = "reply hello 0 32 mac-ok" ] &&
+   grep -q '^reply status 0 [0-9]* mac-ok$' <<<"$out"; then
+	ok "g: control: with the store's key the same client is served (HELLO, STATUS)"
+else
+	not_ok "g: control client with the right key: $(tr '\n' ' ' <<<"$out")"
+fi
+out=$(in_ns $LKPROBE "$LK" session "store:$STORE" 99 '!break:2:1:1' 2>&1)
+if [ "$out" = "reply hello 0 32 mac-ok"$'\n'closed ]; then
+	ok "g: a BREAK with a bad tag closes the connection"
+else
+	not_ok "g: BREAK with a bad tag got: $(tr '\n' ' ' <<<"$out")"
+fi
+[ "$(disk_locks)" = "$disk_before" ] && ok "g: no lock changed on disk" ||
+	{ not_ok "g: locks changed on disk"; diff <(echo "$disk_before") <(disk_locks) | sed 's/^/# /'; }
+g_check "g: host 2 still reads vb" 2 "dd if=/dev/mapper/vb of=/dev/null bs=1M count=1 iflag=direct status=none"
+
+# ---------------- f. a host dies; fencing ----------------
+
+g_check "f: host 1 syncs va" 1 "sync; blockdev --flushbufs /dev/mapper/va"
+SHA_VA=$(dev_sha 1 /dev/mapper/va)
+old_dev=$(pd_device 1 va)
+old_gen=$(sed -n 's/.* lock_gen \([0-9]*\) .*/\1/p' <<<"$old_dev")
+old_ext=$(sed -n 's/.* extents \([0-9:,]*\).*/\1/p' <<<"$old_dev")
+old_table=$(on 1 "dmsetup table va")
+note "host 1 before the kill: $old_dev"
+[ -n "$old_gen" ] && [ -n "$old_ext" ] && ok "f: host 1 holds va with lock_gen $old_gen, extents $old_ext" ||
+	not_ok "f: parallaxd's device line for va: '$old_dev'"
+cl_kill 1
+ok "f: host 1's kernel SIGKILLed"
+g_fail "f: host 2 is refused va while host 1 still holds it" 2 \
+	"parallax attach /dev/ubda va --name va"
+check "f: parallax unlock --host 1 --force" "$P" unlock "$STORE" --host 1 --force
+d=$(vdi_lock "$VA")
+if [ "$(cut -d' ' -f2 <<<"$d")" != 1 ] && [ "$(cut -d' ' -f4 <<<"$d")" -gt "${old_gen:-0}" ]; then
+	ok "f: va's record is fenced on disk ($d, was lock_gen $old_gen)"
+else
+	not_ok "f: va's record after the fence: $d (was lock_gen $old_gen)"
+fi
+attach "f: host 2 attaches va after the fence" 2 va va
+got=$(dev_sha 2 /dev/mapper/va)
+[ "$got" = "$SHA_VA" ] && ok "f: va reads on host 2 as host 1 left it" ||
+	not_ok "f: va's sha256 on host 2 $got, host 1 had $SHA_VA"
+g_fio "f: host 2 verifies va[0,8M)" 2 /dev/mapper/va 0 8M 13 verify
+g_fio "f: host 2 verifies va[8M,16M)" 2 /dev/mapper/va 8M 8M 12 verify
+g_fio "f: host 2 verifies va[16M,24M)" 2 /dev/mapper/va 16M 8M 14 verify
+
+# Host 1 comes back and tries its stale grants directly on the kernel.
+if cl_boot_wait "f: host 1 boots again" 1 1; then
+	sectors=$(($(vdi_size "$VA") / 512))
+	stale="0 $sectors parallax /dev/ubda $VA 4 host_id 1 lock_gen $old_gen"
+	[ -n "$old_table" ] && note "old table: $old_table"
+	g_fail "f: the kernel refuses a table with host 1's old lock_gen $old_gen" 1 \
+		"dmsetup --noudevsync create vstale --table '$stale'"
+	g_fail "f: no device vstale exists" 1 "dmsetup info vstale"
+	if pd_start 1 1; then
+		ok "f: parallaxd runs on host 1 again"
+	else
+		not_ok "f: parallaxd does not start on host 1 again"
+	fi
+	if attach "f: host 1 attaches vc with fresh grants" 1 vc vc; then
+		for eg in ${old_ext//,/ }; do
+			g_fail "f: the kernel refuses add_extent ${eg%%:*} ${eg#*:} (host 1's old grant)" 1 \
+				"dmsetup message vc 0 add_extent ${eg%%:*} ${eg#*:}"
+		done
+		g_fio "f: host 1 writes vc with its fresh grants" 1 /dev/mapper/vc 0 4M 31
+		g_check "f: host 1 detaches vc" 1 "parallax detach vc"
+	fi
+fi
+
+# ---------------- the end: everything verifies offline ----------------
+
+g_check "host 2 detaches va" 2 "parallax detach va"
+g_check "host 2 detaches vb" 2 "parallax detach vb"
+pd_stop 1
+pd_stop 2
+for x in "va $SHA_VA" "vb $VB_SHA"; do
+	set -- $x
+	rm -f "$T/exp.img"
+	if "$P" export "$STORE" "$1" "$T/exp.img" >"$T/out" 2>&1 &&
+	   [ "$(sha256sum <"$T/exp.img" | cut -d' ' -f1)" = "$2" ]; then
+		ok "$1 exported offline equals what the guests read"
+	else
+		not_ok "$1's export differs from what the guests read"
+		comment "$T/out"
+	fi
+done
+if in_ns "$P" check "$STORE" >"$T/check.out" 2>&1; then
+	ok "parallax check is clean: $(tail -n 1 "$T/check.out")"
+else
+	not_ok "parallax check"
+	comment "$T/check.out" 20
+fi
+cl_halt 1
+cl_halt 2
+lockd_kill TERM
+finish
