@@ -142,7 +142,7 @@ static int refused(struct cli_cluster *cl, int st, const char *what,
 			       cl->addr, plx_errmsg());
 	if (st == PLX_LK_EBUSY)
 		return cli_err(EXIT_STORE, "%s is held by host %u", what,
-			       be32toh(g->holder));
+			       g->holder);
 	return cli_err(EXIT_STORE, "lock manager at %s refused %s: %s%s%s",
 		       cl->addr, what, plx_lk_status_name(st),
 		       text[0] ? ": " : "", text);
@@ -153,10 +153,10 @@ static int call(struct cli_cluster *cl, enum plx_lk_op op, u64 id, u64 gen,
 		size_t len)
 {
 	struct plx_lk_args a = {
-		.id = htobe64(id),
-		.generation = htobe64(gen),
-		.type = htobe32(type),
-		.flags = htobe32(flags),
+		.id = id,
+		.generation = gen,
+		.type = type,
+		.flags = flags,
 	};
 
 	memset(g, 0, sizeof(*g));
@@ -202,9 +202,9 @@ static int claim(struct cli_cluster *cl, struct plx_store *s,
 		snprintf(what, sizeof(what), "a %s extent", type_name(type));
 		if (st)
 			return refused(cl, st, what, &g, text);
-		ext = be64toh(g.id);
+		ext = g.id;
 		cl->ext[cl->nr_ext] = ext;
-		cl->ext_gen[cl->nr_ext] = be64toh(g.generation);
+		cl->ext_gen[cl->nr_ext] = g.generation;
 		cl->nr_ext++;
 		got++;
 		if (ext < s->geo.system_extents || ext >= s->geo.nr_extents)
@@ -253,7 +253,7 @@ int cli_lock(struct cli_cluster *cl, struct plx_store **sp, const char *dev,
 		if (st)
 			return refused(cl, st, "the VDI registry", &g, text);
 		cl->registry = true;
-		cl->registry_gen = be64toh(g.generation);
+		cl->registry_gen = g.generation;
 	}
 	if (req->vdi) {
 		snprintf(what, sizeof(what), "VDI %llu",
@@ -263,7 +263,7 @@ int cli_lock(struct cli_cluster *cl, struct plx_store **sp, const char *dev,
 		if (st)
 			return refused(cl, st, what, &g, text);
 		cl->vdi = req->vdi;
-		cl->vdi_gen = be64toh(g.generation);
+		cl->vdi_gen = g.generation;
 	}
 	if (req->meta_blocks) {
 		ret = claim(cl, s, PLX_EXT_METADATA, req->meta_blocks);

@@ -48,50 +48,70 @@ static bool is_number(const char *s)
 	return true;
 }
 
+/*
+ * Words after the kind that parallax-lockd's STATUS lines give by
+ * position (lockd/proto.c op_status); the rest are KEY VALUE pairs.
+ */
+static const struct {
+	const char *kind;
+	const char *pos[3];
+} status_kinds[] = {
+	{ "lockd", { "addr" } },
+	{ "host", { "id", "lease", "age_ms" } },
+	{ "vdi", { "id" } },
+	{ "extent", { "id", "type" } },
+	{ "registry", { NULL } },
+	{ "bitmap", { "id" } },
+};
+
 static void json_value(const char *v)
 {
-	if (is_number(v) && strlen(v) < 20)
+	if (!strcmp(v, "-"))
+		fputs("null", stdout);
+	else if (is_number(v) && strlen(v) < 20)
 		fputs(v, stdout);
 	else
 		plx_json_str(stdout, v);
 }
 
 /*
- * One STATUS line as a JSON object: the first word is the kind, a bare
- * word right after it is the object's id, KEY=VALUE words and KEY VALUE
- * pairs become members, and a KEY left alone is true.
+ * One STATUS line as one JSON object: "kind" is its first word, then the
+ * kind's positional fields, then KEY VALUE pairs; a KEY left alone (or
+ * any word of an unknown kind's line that pairs do not explain) is true.
  */
 static void json_line(char *line)
 {
-	char *tok[64], *save = NULL, *t, *eq;
-	int n = 0, i;
+	const char *const *pos = NULL;
+	char *tok[64], *save = NULL, *t;
+	int n = 0, i, k;
+	size_t j;
 
 	for (t = strtok_r(line, " \t", &save); t && n < 64;
 	     t = strtok_r(NULL, " \t", &save))
 		tok[n++] = t;
 	if (!n)
 		return;
+	for (j = 0; j < sizeof(status_kinds) / sizeof(status_kinds[0]); j++)
+		if (!strcmp(tok[0], status_kinds[j].kind))
+			pos = status_kinds[j].pos;
 	fputs("{\"kind\":", stdout);
 	plx_json_str(stdout, tok[0]);
-	for (i = 1; i < n; i++) {
+	i = 1;
+	for (k = 0; pos && k < 3 && pos[k] && i < n; k++, i++) {
 		fputc(',', stdout);
-		eq = strchr(tok[i], '=');
-		if (eq) {
-			*eq = '\0';
-			plx_json_str(stdout, tok[i]);
-			fputc(':', stdout);
-			json_value(eq + 1);
-		} else if (i == 1) {
-			fputs("\"id\":", stdout);
-			json_value(tok[i]);
-		} else if (i + 1 < n && !strchr(tok[i + 1], '=')) {
-			plx_json_str(stdout, tok[i]);
-			fputc(':', stdout);
+		plx_json_str(stdout, pos[k]);
+		fputc(':', stdout);
+		json_value(tok[i]);
+	}
+	for (; i < n; i++) {
+		fputc(',', stdout);
+		plx_json_str(stdout, tok[i]);
+		fputc(':', stdout);
+		if (i + 1 < n) {
 			json_value(tok[i + 1]);
 			i++;
 		} else {
-			plx_json_str(stdout, tok[i]);
-			fputs(":true", stdout);
+			fputs("true", stdout);
 		}
 	}
 	fputs("}\n", stdout);
@@ -226,9 +246,9 @@ static int unlock_online(struct plx_store *s, const char *addr, u32 host,
 			 const struct fence *f)
 {
 	struct plx_lk_args a = {
-		.id = htobe64(f->id),
-		.type = htobe32(f->what),
-		.flags = htobe32(f->force ? PLX_LK_FORCE : 0),
+		.id = f->id,
+		.type = f->what,
+		.flags = f->force ? PLX_LK_FORCE : 0,
 	};
 	struct plx_lk_client *lk;
 	struct plx_lk_grant g = { 0 };
@@ -256,11 +276,18 @@ static int unlock_online(struct plx_store *s, const char *addr, u32 host,
 		return cli_err(EXIT_STORE, "lock manager at %s refused to fence %s: %s%s%s",
 			       addr, what, plx_lk_status_name(st),
 			       text[0] ? ": " : "", text);
+	/* The reply: the old holder, and the new generation (host: count). */
 	if (f->what == PLX_LK_WHAT_HOST)
-		printf("fenced host %llu\n", (unsigned long long)f->id);
+		printf("fenced host %llu: %llu locks broken\n",
+		       (unsigned long long)f->id,
+		       (unsigned long long)g.generation);
+	else if (!g.holder)
+		printf("%s was not held: generation %llu\n", what,
+		       (unsigned long long)g.generation);
 	else
-		printf("fenced %s: generation %llu\n", what,
-		       (unsigned long long)be64toh(g.generation));
+		printf("fenced %s of host %u: generation %llu\n", what,
+		       g.holder,
+		       (unsigned long long)g.generation);
 	return EXIT_OK;
 }
 
