@@ -270,8 +270,9 @@ static int unlock_online(struct plx_store *s, const char *addr, u32 host,
 			       addr, plx_errmsg());
 	if (st == PLX_LK_EPERM && !f->force)
 		return cli_err(EXIT_STORE,
-			       "lock manager at %s refused to fence %s: the holder's lease is live%s%s (--force fences it anyway)",
-			       addr, what, text[0] ? ": " : "", text);
+			       "lock manager at %s refused to fence %s: %s (--force fences it anyway)",
+			       addr, what,
+			       text[0] ? text : "the holder's lease is live");
 	if (st)
 		return cli_err(EXIT_STORE, "lock manager at %s refused to fence %s: %s%s%s",
 			       addr, what, plx_lk_status_name(st),
