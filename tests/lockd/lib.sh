@@ -20,7 +20,7 @@ done
 T=$(mktemp -d /tmp/plx-lockd-test.XXXXXX)
 LOCKD_PID=
 cleanup() {
-	[ -n "$LOCKD_PID" ] && kill -9 "$LOCKD_PID" 2>/dev/null
+	[ -n "$LOCKD_PID" ] && kill -9 "$LOCKD_PID" 2>/dev/null && wait "$LOCKD_PID" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
