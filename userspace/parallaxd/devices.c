@@ -47,6 +47,8 @@ static void dev_unlink(struct pd *pd, struct pd_dev *gone)
 
 /* ---- State files -------------------------------------------------------- */
 
+static bool same_store(struct pd *pd, const char *path);
+
 static void state_path(struct pd *pd, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s" STATE_SUFFIX, pd->run_dir, name);
@@ -100,10 +102,10 @@ static void state_remove(struct pd *pd, const char *name)
 static struct pd_dev *state_load(struct pd *pd, const char *name)
 {
 	unsigned long long a, b;
-	char path[4400], line[512], mode[8], kind;
+	char path[4400], line[4400], mode[8], kind;
 	struct pd_dev *d;
 	FILE *f;
-	bool have_vdi = false, have_mode = false;
+	bool have_vdi = false, have_mode = false, other_store = false;
 
 	state_path(pd, name, path, sizeof(path));
 	f = fopen(path, "r");
@@ -118,7 +120,10 @@ static struct pd_dev *state_load(struct pd *pd, const char *name)
 	}
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "vdi %llu", &a) == 1) {
+		if (!strncmp(line, "store ", 6)) {
+			line[strcspn(line, "\n")] = '\0';
+			other_store = !same_store(pd, line + 6);
+		} else if (sscanf(line, "vdi %llu", &a) == 1) {
 			d->vdi = a;
 			have_vdi = true;
 		} else if (sscanf(line, "mode %7s", mode) == 1) {
@@ -135,6 +140,13 @@ static struct pd_dev *state_load(struct pd *pd, const char *name)
 		}
 	}
 	fclose(f);
+	if (other_store) {
+		/* A run dir shared with the parallaxd of another store. */
+		pd_log(PD_INFO, "%s belongs to another blockstore; leaving it",
+		       path);
+		free(d);
+		return NULL;
+	}
 	if (!have_vdi || !have_mode) {
 		pd_log(PD_WARN, "%s is damaged; ignoring it", path);
 		free(d);
@@ -235,6 +247,11 @@ static int claim_one(struct pd *pd, struct pd_dev *d, bool metadata,
 	d->ext[d->nr].metadata = metadata;
 	d->nr++;
 	return 0;
+}
+
+u64 pd_spare_blocks(const struct pd *pd)
+{
+	return pd->extent_blocks * pd->spare_pct / 100;
 }
 
 /* ---- Attach and detach ------------------------------------------------- */
@@ -360,9 +377,17 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	}
 	d->lock_gen = g.generation;
 
-	snprintf(params, sizeof(params), "%s %llu 4 host_id %u lock_gen %llu",
+	/*
+	 * low_water counts data and metadata together and fires once per
+	 * grant: a spare plus one extent makes the event come about when
+	 * one type falls below the spare while the other is still near a
+	 * full extent; the one-second tick covers the other cases.
+	 */
+	snprintf(params, sizeof(params),
+		 "%s %llu 6 host_id %u lock_gen %llu low_water %llu",
 		 pd->dev_path, (unsigned long long)d->vdi, pd->host,
-		 (unsigned long long)d->lock_gen);
+		 (unsigned long long)d->lock_gen,
+		 (unsigned long long)(pd_spare_blocks(pd) + pd->extent_blocks));
 	if (plx_dm_create(name, size >> 9, params, false)) {
 		snprintf(err, err_len, "%s", plx_errmsg());
 		goto fail;
@@ -380,10 +405,13 @@ done:
 	}
 	d->next = pd->devs;
 	pd->devs = d;
-	pd_log(PD_INFO, "attached VDI %llu as %s (%s%s%llu, %u extents)",
-	       (unsigned long long)d->vdi, name, mode,
-	       d->rw ? ", lock generation " : "",
-	       d->rw ? (unsigned long long)d->lock_gen : 0ULL, d->nr);
+	if (d->rw)
+		pd_log(PD_INFO, "attached VDI %llu as %s (rw, lock generation %llu, %u extents)",
+		       (unsigned long long)d->vdi, name,
+		       (unsigned long long)d->lock_gen, d->nr);
+	else
+		pd_log(PD_INFO, "attached VDI %llu as %s (ro)",
+		       (unsigned long long)d->vdi, name);
 	snprintf(ok, ok_len, "%s/%s", dm_dir(), name);
 	return 0;
 fail:
@@ -608,7 +636,7 @@ static bool sync_extents(struct pd *pd, struct pd_dev *d)
 static bool top_up(struct pd *pd, struct pd_dev *d, bool metadata,
 		   u64 free_blocks)
 {
-	u64 want = pd->extent_blocks * pd->spare_pct / 100;
+	u64 want = pd_spare_blocks(pd);
 	char err[256];
 	int r;
 

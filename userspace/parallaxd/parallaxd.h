@@ -120,6 +120,8 @@ void pd_pending_load(struct pd *pd);
 
 /* devices.c */
 struct pd_dev *pd_dev_find(struct pd *pd, const char *name);
+/* Free blocks to keep in hand per type: --spare percent of an extent. */
+u64 pd_spare_blocks(const struct pd *pd);
 int pd_state_save(struct pd *pd, const struct pd_dev *d);
 void pd_adopt(struct pd *pd);
 void pd_dev_lockd_word_one(struct pd_dev *d, const char *word);
