@@ -87,10 +87,12 @@ bail() {
 # run sanitizer builds, and other engineers may rebuild userspace/ while a
 # test runs, so take a private copy of each tool that exists.
 mkdir -p "$T/bin"
-# (userspace/parallaxd is also the daemon's source directory: accept the
-# binary there, in build/ or in the source directory too.)
+# $PARALLAX_TOOLS_DIR, when set, is searched first.  (userspace/parallaxd
+# is also the daemon's source directory: accept the binary in build/ or
+# in that directory too.)
 for tool in parallax parallax-lockd parallaxd; do
-	for f in "$TOP/userspace/$tool" "$TOP/userspace/build/$tool" \
+	for f in ${PARALLAX_TOOLS_DIR:+"$PARALLAX_TOOLS_DIR/$tool"} \
+		 "$TOP/userspace/$tool" "$TOP/userspace/build/$tool" \
 		 "$TOP/userspace/$tool/$tool"; do
 		if [ -f "$f" ] && [ -x "$f" ] && ! ldd "$f" | grep -q asan; then
 			cp "$f" "$T/bin/$tool"
@@ -203,6 +205,30 @@ g_fail() {
 	fi
 }
 
+# bg NAME CMD...: run a check (a function printing TAP lines) in the
+# background; bg_wait NAME reports its lines in order.  (A check run with
+# & directly would number and count its result in a subshell.)
+declare -A CL_BG=()
+bg() {
+	local name=$1
+	shift
+	("$@") >"$T/bg.$name" 2>&1 &
+	CL_BG[$name]=$!
+}
+
+bg_wait() {
+	local line
+	wait "${CL_BG[$1]}"
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) ok "${line#* - }" ;;
+		"not ok "*) not_ok "${line#* - }" ;;
+		*) echo "$line" ;;
+		esac
+	done <"$T/bg.$1"
+	unset "CL_BG[$1]"
+}
+
 # check DESC CMD...: a host-side command (run in the namespace) must succeed.
 check() {
 	local desc=$1
@@ -278,7 +304,9 @@ cl_halt() {
 
 # lockd_start: parallax-lockd on $CL_NET.1:$CL_LOCKD_PORT, serving $STORE.
 lockd_start() {
-	in_ns "$LOCKD" "$STORE" --listen "$CL_NET.1:$CL_LOCKD_PORT" \
+	# "ip netns exec" execs the command, so $! is lockd's own pid (a shell
+	# function run with & would leave a shell in between).
+	ip netns exec "$NS" "$LOCKD" "$STORE" --listen "$CL_NET.1:$CL_LOCKD_PORT" \
 		${CL_LEASE:+--lease "$CL_LEASE"} >>"$T/lockd.log" 2>&1 &
 	CL_LOCKD_PID=$!
 }

@@ -25,7 +25,7 @@ import struct
 import sys
 
 MAGIC = 0x504C4B31
-OPS = ["challenge", "hello", "renew", "lock_vdi", "unlock_vdi",
+OPS = [None, "challenge", "hello", "renew", "lock_vdi", "unlock_vdi",
        "claim_extent", "release_extent", "lock_registry", "unlock_registry",
        "lock_bitmap", "unlock_bitmap", "break", "status"]
 KEY_OFFSET = 200	# struct plx_superblock.cluster_key
@@ -120,7 +120,7 @@ def main():
             print("bad-header")
             return
         good = hmac.compare_digest(mac(key, cn, sn, b"S", f[3], f[4]), f[5])
-        print("reply %s %d %d %s" % (OPS[f[0]] if f[0] < len(OPS) else f[0],
+        print("reply %s %d %d %s" % (OPS[f[0]] if 0 < f[0] < len(OPS) else f[0],
                                      f[1], len(f[4]),
                                      "mac-ok" if good else "mac-bad"))
 
