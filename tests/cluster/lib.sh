@@ -337,6 +337,79 @@ lockd_kill() {
 	CL_LOCKD_PID=
 }
 
+# ---------------- NBD (optional second kind of shared storage) ----------------
+
+CL_NBD_PORT=10809
+CL_NBD_PID=
+
+# have_nbd: nbd-server and nbd-client (Debian packages of the same names)
+# are installed.
+have_nbd() {
+	command -v nbd-server >/dev/null && [ -x /usr/sbin/nbd-client ] ||
+		[ -x /sbin/nbd-client ]
+}
+
+# nbd_start: nbd-server on the host side of the network, exporting $STORE
+# as "store" to every guest.  It writes through to the file that lockd and
+# the ubd disks use, so every path sees the same bytes.
+nbd_start() {
+	cat >"$T/nbd.conf" <<-EOF
+	[generic]
+		user = root
+		group = root
+		listenaddr = $CL_NET.1
+		port = $CL_NBD_PORT
+	[store]
+		exportname = $STORE
+		flush = true
+		fua = true
+	EOF
+	# nbd-server's -d (no daemon) serves a single client and then stops
+	# listening, so let it daemonize and take its pid from its pid file.
+	ip netns exec "$NS" nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid" \
+		>>"$T/nbd.log" 2>&1 || return 1
+	local t=0
+	while [ ! -s "$T/nbd.pid" ] && [ $t -lt 40 ]; do
+		sleep 0.25
+		t=$((t + 1))
+	done
+	CL_NBD_PID=$(cat "$T/nbd.pid" 2>/dev/null)
+	[ -n "$CL_NBD_PID" ] && wait_port "$CL_NET.1" "$CL_NBD_PORT" 30
+}
+
+# nbd_stop: stop nbd-server (it stops its per-client children itself).
+nbd_stop() {
+	local t=0
+	[ -n "$CL_NBD_PID" ] || return 0
+	kill -TERM "$CL_NBD_PID" 2>/dev/null
+	while kill -0 "$CL_NBD_PID" 2>/dev/null && [ $t -lt 40 ]; do
+		sleep 0.25
+		t=$((t + 1))
+	done
+	CL_NBD_PID=
+}
+
+# nbd_connect I: connect guest I's /dev/nbd0 to the export (4 KiB blocks,
+# so that O_DIRECT and the store's blocks line up).
+nbd_connect() {
+	on "$1" "nbd-client -N store $CL_NET.1 $CL_NBD_PORT /dev/nbd0 -b 4096 &&
+		[ \$(blockdev --getsize64 /dev/nbd0) = $(stat -c %s "$STORE") ]"
+}
+
+# wait_port ADDR PORT SECS: something accepts TCP connections there.
+wait_port() {
+	local t=0
+	while [ $t -lt $(($3 * 4)) ]; do
+		in_ns /usr/bin/python3 -c '
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()' \
+			"$1" "$2" 2>/dev/null && return 0
+		sleep 0.25
+		t=$((t + 1))
+	done
+	return 1
+}
+
 # ---------------- store ----------------
 
 # new_store FILE [SIZE]: sparse file formatted with 4 MiB extents.
@@ -371,6 +444,7 @@ cl_cleanup() {
 		wait "${CL_PID[$i]}" 2>/dev/null
 	done
 	lockd_kill KILL
+	nbd_stop
 	[ -n "$CL_NS_UP" ] && ip netns del "$NS" 2>/dev/null
 	if [ -n "${CL_KEEP:-}" ]; then
 		echo "# kept $T" >&2

@@ -73,6 +73,44 @@ rc=0
 on 1 "exit 7" >/dev/null 2>&1 || rc=$?
 [ "$rc" = 7 ] && ok "the agent returns the exit status (7)" || not_ok "the agent returned $rc, wanted 7"
 
+# The same store through NBD: nbd-server on the host side, nbd-client in
+# both guests; the block guest 1 wrote through ubd reads back through NBD
+# on guest 2, and a block written through NBD reads back through ubd.
+if have_nbd; then
+	if nbd_start; then
+		ok "nbd-server exports the store on $CL_NET.1:$CL_NBD_PORT"
+		for i in 1 2; do
+			if nbd_connect "$i" >"$T/out" 2>&1; then
+				ok "guest $i connects /dev/nbd0 to the export"
+			else
+				not_ok "guest $i: nbd-client"
+				comment "$T/out"
+			fi
+		done
+		got=$(on 2 "dd if=/dev/nbd0 bs=4096 skip=100 count=1 iflag=direct status=none | sha256sum" | cut -d' ' -f1)
+		[ "$got" = "$want1" ] && ok "guest 2 reads guest 1's ubd block through NBD" ||
+			not_ok "guest 2 read '$got' through NBD, wanted $want1"
+		head -c 4096 /dev/urandom >"$T/b3"
+		want3=$(sha256sum <"$T/b3" | cut -d' ' -f1)
+		g_check "guest 2 writes block 300 through NBD (O_DIRECT)" 2 \
+			"dd if=$T/b3 of=/dev/nbd0 bs=4096 seek=300 count=1 oflag=direct status=none"
+		got=$(on 1 "dd if=/dev/nbd0 bs=4096 skip=300 count=1 iflag=direct status=none | sha256sum" | cut -d' ' -f1)
+		[ "$got" = "$want3" ] && ok "guest 1 reads it through NBD" ||
+			not_ok "guest 1 read '$got' through NBD, wanted $want3"
+		got=$(on 1 "dd if=/dev/ubda bs=4096 skip=300 count=1 iflag=direct status=none | sha256sum" | cut -d' ' -f1)
+		[ "$got" = "$want3" ] && ok "guest 1 reads it through ubd" ||
+			not_ok "guest 1 read '$got' through ubd, wanted $want3"
+		for i in 1 2; do
+			g_check "guest $i disconnects /dev/nbd0" "$i" "nbd-client -d /dev/nbd0"
+		done
+	else
+		not_ok "nbd-server does not listen"
+		comment "$T/nbd.log"
+	fi
+else
+	note "nbd-server/nbd-client not installed: NBD checks skipped"
+fi
+
 cl_halt 1
 cl_halt 2
 finish
