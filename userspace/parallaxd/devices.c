@@ -365,8 +365,16 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	st = pd_lk_call(pd, PLX_LK_LOCK_VDI, d->vdi, 0, 0, &g, why,
 			sizeof(why));
 	if (st == PLX_LK_EBUSY) {
-		snprintf(err, err_len, "VDI %llu is held by host %u",
-			 (unsigned long long)d->vdi, g.holder);
+		struct pd_dev *o;
+
+		for (o = pd->devs; o && !(o->rw && o->vdi == d->vdi); o = o->next)
+			;
+		if (o)
+			snprintf(err, err_len, "VDI %llu is held by host %u (this host: attached as %s)",
+				 (unsigned long long)d->vdi, g.holder, o->name);
+		else
+			snprintf(err, err_len, "VDI %llu is held by host %u",
+				 (unsigned long long)d->vdi, g.holder);
 		goto fail;
 	}
 	if (st != PLX_LK_OK) {

@@ -65,7 +65,7 @@ bool pd_lk_ensure(struct pd *pd, bool force)
 		return false;
 	}
 	c = plx_lk_connect(pd->lockd_addr, pd->key, pd->host,
-			   PD_CONNECT_TIMEOUT_MS);
+			   PD_LK_TIMEOUT_MS);
 	if (!c) {
 		lk_down(pd, plx_errmsg());
 		return false;

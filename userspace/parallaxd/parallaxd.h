@@ -17,8 +17,13 @@
 
 #define PD_MAX_EXTENTS		256	/* per device */
 #define PD_MAX_PENDING		1024	/* releases waiting for the lock manager */
-#define PD_CONNECT_TIMEOUT_MS	2000
-#define PD_CALL_TIMEOUT_MS	5000
+/*
+ * Bounds every wait on the lock manager (connect, each reply).  A grant
+ * is synced to the LUN before it is replied, which a busy iSCSI LUN may
+ * take seconds to do; a connection refused fails at once, only a
+ * black-holed address costs the whole wait (once per backoff step).
+ */
+#define PD_LK_TIMEOUT_MS	5000
 #define PD_BACKOFF_MIN_MS	1000
 #define PD_BACKOFF_MAX_MS	10000
 #define PD_CLIENT_TIMEOUT_MS	2000
