@@ -22,6 +22,10 @@
 #
 # At the end every device is detached, the exports equal what the guests
 # read, "parallax check" is clean and both guests power off cleanly.
+#
+# CL_TRANSPORT=nbd (scenarios-nbd.sh) runs the same with the guests
+# reaching the store through nbd-server on the host side (/dev/nbd0)
+# instead of a shared ubd disk (/dev/ubda).
 set -u
 source "$(dirname "$0")/lib.sh"
 
@@ -31,6 +35,12 @@ PDCTL="/usr/bin/python3 $CL_DIR/pdctl.py"
 LKPROBE="/usr/bin/python3 $CL_DIR/lkprobe.py"
 # A short lease so that lockd's restart and the fencing run in seconds.
 CL_LEASE=${CL_LEASE:-5}
+
+case ${CL_TRANSPORT:-ubd} in
+ubd) GDEV=/dev/ubda ;;
+nbd) GDEV=/dev/nbd0 ;;
+*) bail "CL_TRANSPORT is ubd or nbd, not '$CL_TRANSPORT'" ;;
+esac
 
 missing=
 for tool in parallax parallax-lockd parallaxd; do
@@ -126,10 +136,27 @@ pd_device() {
 	on "$1" "$PDCTL status" | grep "^device $2 "
 }
 
-# pd_start I HOST: parallaxd for /dev/ubda in guest I, in the foreground
+# store_up I: in NBD mode, connect guest I to the export; a check.
+store_up() {
+	[ "$GDEV" = /dev/nbd0 ] || return 0
+	if nbd_connect "$1" >"$T/out" 2>&1; then
+		ok "guest $1 reaches the store through NBD"
+	else
+		not_ok "guest $1: nbd-client"
+		comment "$T/out"
+	fi
+}
+
+# store_down I: in NBD mode, disconnect guest I; a check.
+store_down() {
+	[ "$GDEV" = /dev/nbd0 ] || return 0
+	g_check "guest $1 disconnects from NBD" "$1" "nbd-client -d /dev/nbd0"
+}
+
+# pd_start I HOST: parallaxd for $GDEV in guest I, in the foreground
 # of a background session, its log in $T (visible on the host).
 pd_start() {
-	on "$1" "setsid $T/bin/parallaxd /dev/ubda --host-id $2 --foreground \
+	on "$1" "setsid $T/bin/parallaxd $GDEV --host-id $2 --foreground \
 		>>$T/parallaxd$1.log 2>&1 </dev/null & echo \$! >$T/parallaxd$1.pid"
 	wait_for 60 "on $1 '$PDCTL status'"
 }
@@ -146,7 +173,7 @@ pd_stop() {
 # the device path.
 attach() {
 	local out=$T/attach.$2
-	if on "$2" "parallax attach /dev/ubda $3 --name $4 && dmsetup mknodes $4 && test -b /dev/mapper/$4" \
+	if on "$2" "parallax attach $GDEV $3 --name $4 && dmsetup mknodes $4 && test -b /dev/mapper/$4" \
 	   >"$out" 2>&1 && grep -qx "/dev/mapper/$4" "$out"; then
 		ok "$1"
 	else
@@ -168,6 +195,11 @@ VA=$(vdi_id va)
 VB=$(vdi_id vb)
 ok "store with VDIs va ($VA), vb ($VB), vc"
 cl_net 2 || bail "network namespace $NS with a bridge and 2 taps"
+if [ "$GDEV" = /dev/nbd0 ]; then
+	have_nbd || bail "nbd-server and nbd-client installed (Debian packages)"
+	nbd_start && ok "nbd-server exports the store on $CL_NET.1:$CL_NBD_PORT" ||
+		bail "nbd-server does not start: $(tail -n 3 "$T/nbd.log")"
+fi
 
 # ---------------- a. lock manager and parallaxd ----------------
 
@@ -191,6 +223,7 @@ cl_boot 2 2
 for i in 1 2; do
 	cl_wait "$i" "${CL_BOOT_WAIT:-180}" && ok "guest $i (host $i) is up" ||
 		bail "guest $i (host $i) never answered: $(tail -n 3 "$T/uml$i.log")"
+	store_up "$i"
 done
 for i in 1 2; do
 	if pd_start "$i" "$i"; then
@@ -246,7 +279,7 @@ VB_SHA=$(dev_sha 2 /dev/mapper/vb)
 
 before=$(disk_locks)
 g_fail "c: host 2 is refused va, held by host 1" 2 \
-	"parallax attach /dev/ubda va --name va2"
+	"parallax attach $GDEV va --name va2"
 g_fail "c: no device va2 on host 2" 2 "dmsetup info va2"
 [ "$(disk_locks)" = "$before" ] && ok "c: the refusal changed no lock on disk" ||
 	{ not_ok "c: the refusal changed the lock state on disk"; diff <(echo "$before") <(disk_locks) | sed 's/^/# /'; }
@@ -380,7 +413,7 @@ note "host 1 before the kill: $old_dev"
 cl_kill 1
 ok "f: host 1's kernel SIGKILLed"
 g_fail "f: host 2 is refused va while host 1 still holds it" 2 \
-	"parallax attach /dev/ubda va --name va"
+	"parallax attach $GDEV va --name va"
 check "f: parallax unlock --host 1 --force" "$P" unlock "$STORE" --host 1 --force
 d=$(vdi_lock "$VA")
 if [ "$(cut -d' ' -f2 <<<"$d")" != 1 ] && [ "$(cut -d' ' -f4 <<<"$d")" -gt "${old_gen:-0}" ]; then
@@ -397,9 +430,9 @@ g_fio "f: host 2 verifies va[8M,16M)" 2 /dev/mapper/va 8M 8M 12 verify
 g_fio "f: host 2 verifies va[16M,24M)" 2 /dev/mapper/va 16M 8M 14 verify
 
 # Host 1 comes back and tries its stale grants directly on the kernel.
-if cl_boot_wait "f: host 1 boots again" 1 1; then
+if cl_boot_wait "f: host 1 boots again" 1 1 && store_up 1; then
 	sectors=$(($(vdi_size "$VA") / 512))
-	stale="0 $sectors parallax /dev/ubda $VA 4 host_id 1 lock_gen $old_gen"
+	stale="0 $sectors parallax $GDEV $VA 4 host_id 1 lock_gen $old_gen"
 	[ -n "$old_table" ] && note "old table: $old_table"
 	g_fail "f: the kernel refuses a table with host 1's old lock_gen $old_gen" 1 \
 		"dmsetup --noudevsync create vstale --table '$stale'; $KWHY"
@@ -442,6 +475,8 @@ else
 	not_ok "parallax check"
 	comment "$T/check.out" 20
 fi
+store_down 1
+store_down 2
 cl_halt 1
 cl_halt 2
 lockd_kill TERM
