@@ -272,4 +272,31 @@ else
 	not_ok "parallax-lockd restarts"
 fi
 
+# A command that works longer than the lease keeps it alive: with a 1 s
+# lease, host 4 cannot fence VDI 1 without --force while an import reads
+# from a slow pipe for 3 s.
+stop_lockd
+LEASE=1
+if [ -f "$LKCLIENT" ] && start_lockd; then
+	(head -c 1M "$T/img"; sleep 3; head -c 1M "$T/img") |
+		"$P" import "$S" base - >"$T/imp.out" 2>&1 &
+	imp=$!
+	sleep 2
+	python3 "$LKCLIENT" call "$ADDR" "$S" 4 break vdi 1 >"$T/lk" 2>&1
+	if wait "$imp"; then
+		ok "a 3 s import with a 1 s lease succeeds"
+	else
+		not_ok "a 3 s import with a 1 s lease succeeds"
+		sed 's/^/# /' "$T/imp.out"
+	fi
+	if grep -q '^BREAK EPERM' "$T/lk"; then
+		ok "its lease was renewed: BREAK without force refused"
+	else
+		not_ok "its lease was renewed: BREAK without force refused"
+		sed 's/^/# /' "$T/lk"
+	fi
+	no_locks "the long import"
+	clean "the long import"
+fi
+
 finish
