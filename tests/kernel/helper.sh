@@ -263,6 +263,9 @@ wait_for 25 no_pending && [ ! -e "$T/run1/parallaxd.pending" ] &&
 
 # ---- parallaxd restarts and adopts the device ----
 kill "$PD1"; wait "$PD1" 2>/dev/null
+# As if it had stopped between add_extent and saving: one grant missing.
+lost=$(grep '^extent ' "$T/run1/web.parallaxd" | tail -1 | cut -d' ' -f2)
+sed -i '$d' "$T/run1/web.parallaxd"
 "$B/parallaxd" /dev/ubda --host-id 3 --run-dir "$T/run1" >>"$T/pd1.log" 2>&1 &
 PD1=$!
 wait_for 10 pdctl "$T/run1/parallaxd.sock" status
@@ -271,6 +274,9 @@ mine2=$(sed -n 's/^device web .* extents //p' "$T/st2.out" | tr ',' '\n' | cut -
 [ -n "$mine2" ] && [ "$mine2" = "$(sed -n 's/^device web .* extents //p' "$T/st.out" | tr ',' '\n' | cut -d: -f1 | sort -n | tr '\n' ' ')" ] &&
 	g_ok "restarted parallaxd adopted web with its extents ($mine2)" ||
 	g_not_ok "after restart: $(tr '\n' '|' <"$T/st2.out")"
+grep -q "recovered extent $lost " "$T/pd1.log" && grep -q "^extent $lost " "$T/run1/web.parallaxd" &&
+	g_ok "extent $lost, missing from the state file, recovered from the target and the catalogue" ||
+	g_not_ok "extent $lost not recovered: $(tail -3 "$T/pd1.log" | tr '\n' '|')"
 
 # ---- detach releases everything ----
 dd if=/dev/mapper/web of="$T/web.img" bs=1M iflag=direct status=none

@@ -576,6 +576,51 @@ static void ext_drop(struct pd_dev *d, unsigned int i)
 }
 
 /*
+ * The catalogue entry of extent @ext as on disk now, or -1.  Used only to
+ * recover a grant the target holds but the state file missed (parallaxd
+ * stopped between add_extent and saving).
+ */
+static int read_cat_entry(struct pd *pd, u64 ext, struct plx_extent_entry *e)
+{
+	union {
+		u8 raw[PLX_BLOCK_SIZE];
+		struct plx_catalogue_block cb;
+	} blk;
+	u64 nr = le64_to_cpu(pd->sb.catalogue_start) +
+		 ext / PLX_CATALOGUE_PER_BLOCK;
+
+	if (ext >= le64_to_cpu(pd->sb.nr_extents) ||
+	    pd_read_block(pd, nr, blk.raw) ||
+	    plx_block_verify(blk.raw, PLX_MAGIC_CATALOGUE, nr,
+			     pd->sb.hdr.uuid))
+		return -1;
+	*e = blk.cb.entries[ext % PLX_CATALOGUE_PER_BLOCK];
+	return 0;
+}
+
+/* A grant of the target missing from our list: take it over if ours. */
+static bool adopt_grant(struct pd *pd, struct pd_dev *d,
+			const struct plx_dm_extent *k)
+{
+	struct plx_extent_entry e;
+
+	if (d->nr == PD_MAX_EXTENTS || read_cat_entry(pd, k->extent, &e) ||
+	    le32_to_cpu(e.holder) != pd->host) {
+		pd_log(PD_WARN, "%s: the target holds extent %llu, which is not this host's on disk; leaving it",
+		       d->name, (unsigned long long)k->extent);
+		return false;
+	}
+	d->ext[d->nr].id = k->extent;
+	d->ext[d->nr].gen = le64_to_cpu(e.generation);
+	d->ext[d->nr].metadata = k->metadata;
+	d->nr++;
+	pd_log(PD_INFO, "%s: recovered extent %llu (generation %llu) missing from the state file",
+	       d->name, (unsigned long long)k->extent,
+	       (unsigned long long)le64_to_cpu(e.generation));
+	return true;
+}
+
+/*
  * Follow the target's own list of grants: extents it dropped (fenced:
  * the catalogue names another host or generation) are no longer ours,
  * and a full extent is released once the device holds another of its
@@ -610,9 +655,14 @@ static bool sync_extents(struct pd *pd, struct pd_dev *d)
 		}
 		i++;
 	}
-	for (j = 0; j < n; j++)
+	for (j = 0; j < n; j++) {
+		if (ext_index(d, k[j].extent) < 0 && !d->foreign_logged &&
+		    adopt_grant(pd, d, &k[j]))
+			changed = true;
 		if (k[j].free)
 			room[k[j].metadata] = true;
+	}
+	d->foreign_logged = true;
 	for (j = 0; j < n; j++) {
 		int idx;
 

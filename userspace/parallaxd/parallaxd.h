@@ -52,6 +52,7 @@ struct pd_dev {
 	bool enospc_logged[2];		/* [metadata] */
 	bool claim_failed_logged;
 	bool status_failed_logged;
+	bool foreign_logged;		/* unknown grants looked at once */
 };
 
 /* A release the lock manager has not heard of yet. */
