@@ -127,8 +127,11 @@ void pd_ctl_printf(int fd, const char *fmt, ...)
 	}
 }
 
-/* Read one line within the deadline; false if none came. */
-static bool read_request(int fd, char *buf, size_t len)
+/*
+ * Read one line within the deadline: 1 if one came, 0 if none came, -1
+ * if it was longer than any valid request.
+ */
+static int read_request(int fd, char *buf, size_t len)
 {
 	u64 deadline = pd_now_ms() + PD_CLIENT_TIMEOUT_MS;
 	size_t got = 0;
@@ -139,7 +142,7 @@ static bool read_request(int fd, char *buf, size_t len)
 		ssize_t r;
 
 		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
-			return false;
+			return 0;
 		r = recv(fd, buf + got, len - 1 - got, MSG_DONTWAIT);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
@@ -151,7 +154,7 @@ static bool read_request(int fd, char *buf, size_t len)
 	}
 	buf[got] = '\0';
 	if (!memchr(buf, '\n', got) && got == len - 1)
-		return false;		/* longer than any valid request */
+		return -1;
 	buf[strcspn(buf, "\r\n")] = '\0';
 	return got > 0;
 }
@@ -214,9 +217,16 @@ void pd_ctl_accept(struct pd *pd)
 			pd_log(PD_WARN, "accept: %s", strerror(errno));
 		return;
 	}
-	if (read_request(fd, line, sizeof(line)))
+	switch (read_request(fd, line, sizeof(line))) {
+	case 1:
 		serve(pd, fd, line);
-	else
+		break;
+	case -1:
+		pd_ctl_printf(fd, "error request longer than %d bytes\n",
+			      PD_MAX_REQUEST - 1);
+		break;
+	default:
 		pd_log(PD_DEBUG, "control client sent no request in time");
+	}
 	close(fd);
 }

@@ -136,8 +136,11 @@ void pd_lk_timer(struct pd *pd)
 		return;
 	pd->lk_next_renew_ms = pd_now_ms() + pd->lease_ms / 3;
 	st = pd_lk_call(pd, PLX_LK_RENEW, 0, 0, 0, NULL, why, sizeof(why));
-	if (st > 0)
+	/* Once per streak of refusals, not every few seconds. */
+	if (st > 0 && !pd->renew_refused_logged)
 		pd_log(PD_WARN, "lease renewal refused: %s", why);
+	if (st >= 0)
+		pd->renew_refused_logged = st > 0;
 }
 
 void pd_lk_readable(struct pd *pd)

@@ -87,6 +87,7 @@ struct pd {
 	u64 lk_backoff_ms;
 	u64 lk_next_renew_ms;
 	u32 lease_ms;
+	bool renew_refused_logged;
 
 	/* Descriptors. */
 	int listen_fd;
