@@ -401,6 +401,16 @@ g_check "g: host 2 still reads vb" 2 "dd if=/dev/mapper/vb of=/dev/null bs=1M co
 
 # ---------------- f. a host dies; fencing ----------------
 
+# Fencing a live host needs --force: without it, nothing changes.
+before=$(disk_locks)
+if in_ns "$P" unlock "$STORE" --host 2 >"$T/out" 2>&1; then
+	not_ok "f: unlock of live host 2 without --force succeeded"
+else
+	ok "f: unlock of live host 2 without --force is refused: $(tail -n 1 "$T/out")"
+fi
+[ "$(disk_locks)" = "$before" ] && ok "f: the refused unlock changed no lock on disk" ||
+	not_ok "f: the refused unlock changed the locks on disk"
+
 g_check "f: host 1 syncs va" 1 "sync; blockdev --flushbufs /dev/mapper/va"
 SHA_VA=$(dev_sha 1 /dev/mapper/va)
 old_dev=$(pd_device 1 va)
