@@ -30,32 +30,14 @@ export FIO_ENGINE
 
 if [ -z "${KT_GUEST:-}" ]; then
 	# ---------------- host side ----------------
-	# The guest cannot run a sanitizer build (scripts/check makes one), so
-	# build a private plain copy of the CLI, cached by source hash.
-	kt_build_cli() {
-		local src hash dir
-		src=$(cd "$TOP" && ls dm-parallax/parallax-format.c dm-parallax/parallax-format.h \
-			userspace/lib/*.[ch] userspace/cli/*.[ch] 2>/dev/null)
-		hash=$(cd "$TOP" && cat $src | sha256sum | cut -c1-16)
-		dir=/tmp/plx-kt-cli.$hash
-		if [ ! -x "$dir/parallax" ]; then
-			rm -rf "$dir.new.$$" && mkdir -p "$dir.new.$$" &&
-			(cd "$TOP/userspace" && gcc -O2 -g -std=gnu11 -D_GNU_SOURCE -I lib -I ../dm-parallax \
-				-o "$dir.new.$$/parallax" ../dm-parallax/parallax-format.c lib/*.c cli/*.c \
-				-ldevmapper) >"$dir.new.$$/build.log" 2>&1 &&
-			{ mv -T "$dir.new.$$" "$dir" 2>/dev/null || rm -rf "$dir.new.$$"; }
-		fi
-		rm -rf "$dir.new.$$"
-		[ -x "$dir/parallax" ] && echo "$dir/parallax"
-	}
+	# Plain private builds of the tools (scripts/build-tools says why).
 	if [ -n "${PARALLAX:-}" ]; then
 		P=$PARALLAX
-	elif ! P=$(kt_build_cli); then
-		P=$TOP/userspace/parallax
-		if ! [ -x "$P" ] || ldd "$P" | grep -q asan; then
-			echo "not ok 1 - build a plain (non-sanitizer) parallax CLI"
-			exit 1
-		fi
+	elif KT_TOOLS=$("$TOP/scripts/build-tools"); then
+		P=$KT_TOOLS/parallax
+	else
+		echo "not ok 1 - build plain parallax tools (scripts/build-tools)"
+		exit 1
 	fi
 	export P
 	T=$(mktemp -d /tmp/plx-kt.XXXXXX)
@@ -65,6 +47,8 @@ if [ -z "${KT_GUEST:-}" ]; then
 	[ -n "${KT_KEEP:-}" ] || trap 'rm -rf "$T"' EXIT
 	# The guest sees only $T of /tmp.
 	mkdir -p "$T/bin" && cp "$P" "$T/bin/parallax" && P=$T/bin/parallax
+	[ -z "${KT_TOOLS:-}" ] ||
+		cp "$KT_TOOLS/parallax-lockd" "$KT_TOOLS/parallaxd" "$T/bin/"
 	export P
 	: >"$T/results"
 	N=0

@@ -39,6 +39,9 @@ struct attach_state {
 	bool read_only;
 	unsigned int nr;
 	u64 extents[PLX_MAX_ATTACH_EXTENTS];
+	/* The grants' generations, for the table (not kept in the state file). */
+	u64 lock_gen;
+	u64 gens[PLX_MAX_ATTACH_EXTENTS];
 };
 
 static const char *run_dir(void)
@@ -242,12 +245,15 @@ static int claim(const char *dev, const char *vdi_arg, u32 host,
 		if (claim_extent(s, i < nr_data ? PLX_EXT_DATA : PLX_EXT_METADATA,
 				 host, &st->extents[st->nr]))
 			goto out;
+		st->gens[st->nr] = le64_to_cpu(cli_cat_entry(s,
+					st->extents[st->nr])->generation);
 		st->nr++;
 	}
 	if (set_vdi_holder(s, st->vdi, host) || plx_sync(s)) {
 		ret = cli_liberr();
 		goto out;
 	}
+	st->lock_gen = le64_to_cpu(plx_vdi_get(s, st->vdi)->lock_generation);
 	ret = 0;
 out:
 	plx_close(s);
@@ -495,19 +501,22 @@ int cmd_attach(int argc, char **argv)
 	if (ret)
 		return ret;
 
+	/* The generations make the kernel refuse a claim broken meanwhile. */
 	snprintf(params, sizeof(params), "%s %llu", st.dev,
 		 (unsigned long long)st.vdi);
-	if (st.host != 1 && !st.read_only)
+	if (!st.read_only)
 		snprintf(params + strlen(params), sizeof(params) - strlen(params),
-			 " 2 host_id %u", st.host);
+			 " 4 host_id %u lock_gen %llu", st.host,
+			 (unsigned long long)st.lock_gen);
 	if (plx_dm_create(name, size >> 9, params, st.read_only)) {
 		cli_err(EXIT_STORE, "cannot create device %s", name);
 		unclaim(&st);
 		return EXIT_STORE;
 	}
 	for (i = 0; i < st.nr; i++) {
-		snprintf(msg, sizeof(msg), "add_extent %llu",
-			 (unsigned long long)st.extents[i]);
+		snprintf(msg, sizeof(msg), "add_extent %llu %llu",
+			 (unsigned long long)st.extents[i],
+			 (unsigned long long)st.gens[i]);
 		if (plx_dm_message(name, msg, NULL, 0)) {
 			cli_err(EXIT_STORE, "device %s refused extent %llu", name,
 				(unsigned long long)st.extents[i]);
