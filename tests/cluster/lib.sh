@@ -425,6 +425,149 @@ dm_field() {
 	on "$1" "dmsetup status $2" | awk -v f="$3" '{ print $(3 + f) }'
 }
 
+# ---------------- parallax helpers ----------------
+# These use $STORE (the store file, host side), $GDEV (the store's device
+# in the guests, default /dev/ubda) and $LK (lockd's address).
+
+PDCTL="/usr/bin/python3 $CL_DIR/pdctl.py"
+LKPROBE="/usr/bin/python3 $CL_DIR/lkprobe.py"
+GDEV=${GDEV:-/dev/ubda}
+LK=$CL_NET.1:$CL_LOCKD_PORT
+
+# Appended to a dmsetup command that must fail: keeps its status and shows
+# the kernel's reason (the target logs it; dmsetup only says it failed).
+KWHY='rc=$?; dmesg | grep -i parallax | tail -n 1; exit $rc'
+
+# wait_for SECS CMD...: poll CMD (shell text, host side) until it succeeds.
+wait_for() {
+	local secs=$1 t0=$SECONDS
+	shift
+	while ! eval "$*" >/dev/null 2>&1; do
+		[ $((SECONDS - t0)) -lt "$secs" ] || return 1
+		sleep 1
+	done
+}
+
+# fio_cmd DEV OFF SIZE SEED [verify]: an fio job writing (or, with
+# "verify", only verifying) random 4 KiB blocks of DEV[OFF, OFF+SIZE) with
+# crc32c headers.  The same SEED and range regenerate the same data, so
+# another host can verify what one host wrote.
+fio_cmd() {
+	local extra=
+	[ "${5:-}" = verify ] && extra=--verify_only
+	echo "fio --name=cl$4 --filename=$1 --direct=1 $FIO_ENGINE" \
+		"--rw=randwrite --bs=4k --offset=$2 --size=$3 --randseed=$4" \
+		"--verify=crc32c --verify_fatal=1 --do_verify=1" \
+		"--exitall_on_error=1 --verify_state_save=0 --end_fsync=1 $extra"
+}
+
+# g_fio DESC I DEV OFF SIZE SEED [verify]: the job must pass in guest I.
+# Safe to run several at once (each has its own output file).
+g_fio() {
+	local desc=$1 i=$2 out=$T/fio-$6-${7:-write}.$2
+	if on "$i" "$(fio_cmd "$3" "$4" "$5" "$6" "${7:-}")" >"$out" 2>&1 &&
+	   ! grep -q 'verify: bad\|err=[ ]*[1-9]' "$out"; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		grep -v '^ *$' "$out" | head -25 | sed 's/^/# /'
+	fi
+}
+
+# dev_sha I DEV: sha256 of a whole device read with O_DIRECT in guest I.
+dev_sha() {
+	on "$1" "dd if=$2 bs=1M iflag=direct status=none | sha256sum" | cut -d' ' -f1
+}
+
+# vdi_id NAME: the VDI's id, from parallax list.
+vdi_id() {
+	"$P" list "$STORE" | awk -v n="$1" '$2 == n { print $1 }'
+}
+
+# vdi_size ID: the VDI's size in bytes, from its record on disk.
+vdi_size() {
+	local start
+	start=$("$P" dump "$STORE" | sed -n 's/^  registry *blocks \([0-9]*\)\..*/\1/p')
+	"$P" dump "$STORE" $((start + $1 - 1)) | sed -n 's/^  size \([0-9]*\) .*/\1/p'
+}
+
+# vdi_lock ID: "holder H lock_generation G" of the VDI record, on disk.
+vdi_lock() {
+	local start
+	start=$("$P" dump "$STORE" | sed -n 's/^  registry *blocks \([0-9]*\)\..*/\1/p')
+	"$P" dump "$STORE" $((start + $1 - 1)) |
+		sed -n 's/.*\(holder [0-9]* lock_generation [0-9]*\).*/\1/p'
+}
+
+# disk_locks: the on-disk lock state: every catalogue entry in use (holder,
+# generation) and every VDI record's holder and lock generation.
+disk_locks() {
+	local id
+	"$P" dump "$STORE" | grep '^  extent ' | sed 's/ used [0-9]*//'
+	for id in $("$P" list "$STORE" | awk 'NR > 1 { print $1 }'); do
+		echo "vdi $id $(vdi_lock "$id")"
+	done
+}
+
+# lockd_locks: the locks "parallax locks" lists (not the hosts' leases,
+# which change by the second).
+lockd_locks() {
+	in_ns "$P" locks "$STORE" | grep -E '^(vdi|extent|registry|bitmap) '
+}
+
+# pd_device I NAME: parallaxd's "device NAME ..." status line in guest I.
+pd_device() {
+	on "$1" "$PDCTL status" | grep "^device $2 "
+}
+
+# store_up I: in NBD mode, connect guest I to the export; a check.
+store_up() {
+	[ "$GDEV" = /dev/nbd0 ] || return 0
+	if nbd_connect "$1" >"$T/out" 2>&1; then
+		ok "guest $1 reaches the store through NBD"
+	else
+		not_ok "guest $1: nbd-client"
+		comment "$T/out"
+	fi
+}
+
+# store_down I: in NBD mode, disconnect guest I; a check.
+store_down() {
+	[ "$GDEV" = /dev/nbd0 ] || return 0
+	g_check "guest $1 disconnects from NBD" "$1" "nbd-client -d /dev/nbd0"
+}
+
+# pd_start I HOST: parallaxd for $GDEV in guest I, in the foreground
+# of a background session, its log in $T (visible on the host).
+pd_start() {
+	on "$1" "setsid $T/bin/parallaxd $GDEV --host-id $2 --foreground \
+		>>$T/parallaxd$1.log 2>&1 </dev/null & echo \$! >$T/parallaxd$1.pid"
+	wait_for 60 "on $1 '$PDCTL status'"
+}
+
+# pd_stop I: guest I's parallaxd (by its pid) must end on SIGTERM within
+# 20 s; a check.
+pd_stop() {
+	g_check "parallaxd on host $1 stops on SIGTERM" "$1" \
+		"p=\$(cat $T/parallaxd$1.pid) && kill \$p &&
+		for n in \$(seq 100); do kill -0 \$p 2>/dev/null || exit 0; sleep 0.2; done; exit 1"
+}
+
+# attach DESC I VDI NAME: parallax attach must succeed in guest I and print
+# the device path.
+attach() {
+	local out=$T/attach.$2
+	if on "$2" "parallax attach $GDEV $3 --name $4 && dmsetup mknodes $4 && test -b /dev/mapper/$4" \
+	   >"$out" 2>&1 && grep -qx "/dev/mapper/$4" "$out"; then
+		ok "$1"
+	else
+		not_ok "$1"
+		comment "$out"
+		comment "$T/parallaxd$2.log" 10
+		return 1
+	fi
+}
+
 # ---------------- cleanup ----------------
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
