@@ -174,11 +174,13 @@ cl_boot_wait() {
 	fi
 }
 
-# on I CMD: run shell text CMD in guest I; its output on stdout, its status.
+# on I CMD: run shell text CMD in guest I; its output on stdout, its status
+# (124 if it ran longer than $ON_TIMEOUT, default 300 s; 255 if the agent
+# cannot be reached).
 on() {
 	local i=$1
 	shift
-	in_ns $REXEC "$CL_NET.$((10 + i))" --timeout "${ON_TIMEOUT:-600}" -- "$*"
+	in_ns $REXEC "$CL_NET.$((10 + i))" --timeout "${ON_TIMEOUT:-300}" -- "$*"
 }
 
 # g_check DESC I CMD: CMD must succeed in guest I.
