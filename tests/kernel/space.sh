@@ -65,10 +65,10 @@ cmp -s "$T/big" <(dd if=$D bs=64K count=100 iflag=direct status=none) &&
 # Reload with error_if_no_space: writes past the grants fail at once.
 table=$(dmsetup table sp)
 case $table in
-*" 2 lock_gen "*) table=${table/ 2 lock_gen / 3 error_if_no_space lock_gen } ;;
-*) table="$table 1 error_if_no_space" ;;
+*" 2 lock_gen "*) enospc_table=${table/ 2 lock_gen / 3 error_if_no_space lock_gen } ;;
+*) enospc_table="$table 1 error_if_no_space" ;;
 esac
-g_check "reload with error_if_no_space" dmsetup --noudevsync reload sp --table "$table"
+g_check "reload with error_if_no_space" dmsetup --noudevsync reload sp --table "$enospc_table"
 g_note "new table line: $(dmsetup table --inactive sp)"
 g_check "resume" dmsetup --noudevsync resume sp
 g_note "status after reload: $(dmsetup status sp)"
