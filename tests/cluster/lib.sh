@@ -85,20 +85,19 @@ bail() {
 
 # The tools run both on the host side and in the guests.  The guests cannot
 # run sanitizer builds, and other engineers may rebuild userspace/ while a
-# test runs, so take a private copy of each tool that exists.
+# test runs, so the tests use scripts/build-tools' plain private builds
+# ($PARALLAX_TOOLS_DIR instead, when set), copied into the run directory.
 mkdir -p "$T/bin"
-# $PARALLAX_TOOLS_DIR, when set, is searched first.  (userspace/parallaxd
-# is also the daemon's source directory: accept the binary in build/ or
-# in that directory too.)
+if [ -n "${PARALLAX_TOOLS_DIR:-}" ]; then
+	CL_TOOLS=$PARALLAX_TOOLS_DIR
+elif ! CL_TOOLS=$("$TOP/scripts/build-tools" 2>"$T/build-tools.log"); then
+	echo "# scripts/build-tools failed: $(tail -n 3 "$T/build-tools.log")"
+	CL_TOOLS=
+fi
 for tool in parallax parallax-lockd parallaxd; do
-	for f in ${PARALLAX_TOOLS_DIR:+"$PARALLAX_TOOLS_DIR/$tool"} \
-		 "$TOP/userspace/$tool" "$TOP/userspace/build/$tool" \
-		 "$TOP/userspace/$tool/$tool"; do
-		if [ -f "$f" ] && [ -x "$f" ] && ! ldd "$f" | grep -q asan; then
-			cp "$f" "$T/bin/$tool"
-			break
-		fi
-	done
+	if [ -n "$CL_TOOLS" ] && [ -f "$CL_TOOLS/$tool" ] && [ -x "$CL_TOOLS/$tool" ]; then
+		cp "$CL_TOOLS/$tool" "$T/bin/$tool"
+	fi
 done
 P=$T/bin/parallax
 LOCKD=$T/bin/parallax-lockd
