@@ -111,6 +111,14 @@ expect_match "host 2 locks VDI 1 at generation 3; forced BREAK of a live lock" \
 	"^LOCK_VDI OK id=1 gen=3 holder=2.*
 BREAK OK id=1 gen=4 holder=2" "$out"
 
+# A second lock manager for the same store is refused while this one
+# answers, and leaves the superblock naming this one.
+sum=$(sha256sum <"$STORE")
+"$LOCKD" "$STORE" --listen 127.0.0.1:$(free_port) 2>"$T/second.err"
+expect "second lockd for the same store: exit 1" 1 $?
+expect_match "second lockd names the running one" "another lock manager is running .*$ADDR" "$(cat "$T/second.err")"
+expect "second lockd changed nothing" "$sum" "$(sha256sum <"$STORE")"
+
 kill -TERM "$LOCKD_PID"; wait "$LOCKD_PID"; rc=$?; LOCKD_PID=
 expect "SIGTERM: clean exit 0" 0 "$rc"
 "$P" check "$STORE" >/dev/null 2>&1; expect "parallax check passes afterwards" 0 $?

@@ -300,28 +300,24 @@ static void grant_from_wire(struct plx_lk_grant *g, const uint8_t *p)
 	g->reserved = be32toh(w.reserved);
 }
 
-struct plx_lk_client *plx_lk_connect(const char *addr,
+/* Connect and verify the server's challenge; no HELLO yet. */
+static struct plx_lk_client *lk_open(const char *addr,
 				     const uint8_t key[PLX_LK_KEY_LEN],
-				     uint32_t host, unsigned int timeout_ms)
+				     uint32_t host, unsigned int timeout_ms,
+				     uint64_t *deadline_out)
 {
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
 	};
 	struct plx_lk_challenge ch;
-	struct plx_lk_hello hello;
 	struct plx_lk_client *c;
 	struct addrinfo *res, *ai;
 	struct plx_lk_hdr h;
 	char hostname[96], port[16];
 	uint64_t deadline;
-	uint8_t *payload;
 	int r, err = 0;
 
-	if (!host) {
-		plx_seterr(PLX_EK_USAGE, "host id 0 cannot hold locks");
-		return NULL;
-	}
 	if (!addr || split_addr(addr, hostname, sizeof(hostname), port,
 				sizeof(port))) {
 		plx_seterr(PLX_EK_USAGE, "'%s' is not a lock manager address (host:port)",
@@ -388,7 +384,44 @@ struct plx_lk_client *plx_lk_connect(const char *addr,
 		}
 		c->lease_ms = be32toh(ch.lease_ms);
 	}
+	*deadline_out = deadline;
+	return c;
+fail:
+	plx_lk_close(c);
+	return NULL;
+}
 
+int plx_lk_probe(const char *addr, const uint8_t key[PLX_LK_KEY_LEN],
+		 unsigned int timeout_ms)
+{
+	struct plx_lk_client *c;
+	uint64_t deadline;
+
+	c = lk_open(addr, key, 0, timeout_ms, &deadline);
+	if (!c)
+		return 0;
+	plx_lk_close(c);
+	return 1;
+}
+
+struct plx_lk_client *plx_lk_connect(const char *addr,
+				     const uint8_t key[PLX_LK_KEY_LEN],
+				     uint32_t host, unsigned int timeout_ms)
+{
+	struct plx_lk_hello hello;
+	struct plx_lk_client *c;
+	struct plx_lk_hdr h;
+	uint64_t deadline;
+	uint8_t *payload;
+	int r;
+
+	if (!host) {
+		plx_seterr(PLX_EK_USAGE, "host id 0 cannot hold locks");
+		return NULL;
+	}
+	c = lk_open(addr, key, host, timeout_ms, &deadline);
+	if (!c)
+		return NULL;
 	if (RAND_bytes(c->ss.client_nonce, PLX_LK_NONCE_LEN) != 1) {
 		plx_seterr(PLX_EK_STORE, "cannot get random bytes for a nonce");
 		goto fail;

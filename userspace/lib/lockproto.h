@@ -168,6 +168,12 @@ struct plx_lk_client *plx_lk_connect(const char *addr,
 				     const uint8_t key[PLX_LK_KEY_LEN],
 				     uint32_t host, unsigned int timeout_ms);
 /*
+ * Does a lock manager holding @key answer at @addr?  1 if its challenge
+ * verifies, else 0.  Says no HELLO, so it takes no lease.
+ */
+int plx_lk_probe(const char *addr, const uint8_t key[PLX_LK_KEY_LEN],
+		 unsigned int timeout_ms);
+/*
  * One request and its reply.  Returns the reply's status (>= 0), or -1 if
  * the connection failed (it is then closed; reconnect).  On success and on
  * EBUSY @grant is filled if non-NULL; on any other status @text (if

@@ -21,7 +21,8 @@ static const char usage_text[] =
 "(breaks) the locks of dead hosts on request.  Every lock lives on DEV\n"
 "itself and is written and synced before it is granted, so restarting\n"
 "parallax-lockd, even after a crash, loses no lock.  Run exactly one per\n"
-"blockstore.\n"
+"blockstore: it refuses to start while the lock manager named in the\n"
+"superblock still answers.\n"
 "\n"
 "Options:\n"
 "  --listen ADDR:PORT     address and TCP port to listen on, e.g.\n"
@@ -117,6 +118,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.log = stderr;
+	/*
+	 * Two lock managers would both write the catalogue: refuse to start
+	 * while the one the superblock names still answers with this key.
+	 */
+	if (d.sb->lockd_addr[0]) {
+		char old[PLX_LOCKD_ADDR_LEN + 1];
+
+		plx_copy_name(old, d.sb->lockd_addr, PLX_LOCKD_ADDR_LEN);
+		if (plx_lk_probe(old, d.sb->cluster_key, 2000)) {
+			fprintf(stderr, "parallax-lockd: %s: another lock manager is running for this blockstore at %s; stop it first\n",
+				argv[optind], old);
+			lkd_close(&d);
+			return 1;
+		}
+	}
 	if (lkd_set_addr(&d, advertise)) {
 		fprintf(stderr, "parallax-lockd: %s: cannot record the address: %s\n",
 			argv[optind], plx_errmsg());
