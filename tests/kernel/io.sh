@@ -20,6 +20,10 @@ if ! "$P" attach /dev/ubda v1 --data-extents 12 >"$T/g.out" 2>&1; then
 	g_not_ok "attach v1"; sed 's/^/# /' "$T/g.out" >>"$T/results"; exit 1
 fi
 g_ok "attach v1: $(dmsetup table v1)"
+store_uuid=$("$P" dump /dev/ubda | awk '$1 == "uuid" { gsub("-", "", $2); print $2 }')
+uuid=$(dmsetup info -c --noheadings -o uuid v1)
+[ "$uuid" = "PARALLAX-$store_uuid-1-v1" ] && g_ok "dm uuid names the store, VDI and device: $uuid" ||
+	g_not_ok "dm uuid '$uuid', want PARALLAX-$store_uuid-1-v1"
 
 # Sparse: random 4 KiB writes to 3 MiB of an 8 MiB region never written.
 g_fio "sparse random writes verify" --rw=randwrite --bs=4k --offset=0 --size=4M --io_size=1536k

@@ -39,7 +39,8 @@ struct attach_state {
 	bool read_only;
 	unsigned int nr;
 	u64 extents[PLX_MAX_ATTACH_EXTENTS];
-	/* The grants' generations, for the table (not kept in the state file). */
+	/* For the table and the dm uuid (not kept in the state file). */
+	u8 uuid[16];
 	u64 lock_gen;
 	u64 gens[PLX_MAX_ATTACH_EXTENTS];
 };
@@ -227,6 +228,7 @@ static int claim(const char *dev, const char *vdi_arg, u32 host,
 	}
 	v = plx_vdi_get(s, st->vdi);
 	*size = le64_to_cpu(v->size);
+	memcpy(st->uuid, s->geo.uuid, sizeof(st->uuid));
 	holder = le32_to_cpu(v->holder);
 	if (read_only) {
 		ret = 0;
@@ -508,7 +510,8 @@ int cmd_attach(int argc, char **argv)
 		snprintf(params + strlen(params), sizeof(params) - strlen(params),
 			 " 4 host_id %u lock_gen %llu", st.host,
 			 (unsigned long long)st.lock_gen);
-	if (plx_dm_create(name, size >> 9, params, st.read_only)) {
+	if (plx_dm_create(name, size >> 9, params, st.read_only, st.uuid,
+			  st.vdi)) {
 		cli_err(EXIT_STORE, "cannot create device %s", name);
 		unclaim(&st);
 		return EXIT_STORE;

@@ -102,14 +102,21 @@ bool plx_dm_exists(const char *name)
 }
 
 int plx_dm_create(const char *name, u64 sectors, const char *params,
-		  bool read_only)
+		  bool read_only, const u8 store_uuid[16], u64 vdi)
 {
 	struct dm_task *dmt = dm_named(DM_DEVICE_CREATE, name);
-	int r = -1;
+	char uuid[DM_UUID_LEN];
+	int n, i, r = -1;
 
 	if (!dmt)
 		return -1;
-	if ((read_only && !dm_task_set_ro(dmt)) ||
+	n = snprintf(uuid, sizeof(uuid), PLX_DM_UUID_PREFIX);
+	for (i = 0; i < 16; i++)
+		n += snprintf(uuid + n, sizeof(uuid) - n, "%02x", store_uuid[i]);
+	snprintf(uuid + n, sizeof(uuid) - n, "-%llu-%s",
+		 (unsigned long long)vdi, name);
+	if (!dm_task_set_uuid(dmt, uuid) ||
+	    (read_only && !dm_task_set_ro(dmt)) ||
 	    !dm_task_add_target(dmt, 0, sectors, "parallax", params)) {
 		plx_seterr(PLX_EK_STORE, "create %s: cannot build the table",
 			   name);

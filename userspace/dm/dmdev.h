@@ -31,10 +31,14 @@ void plx_dm_set_udev_sync(bool sync);
 bool plx_dm_exists(const char *name);
 /*
  * One parallax target of @sectors sectors, table parameters @params,
- * loaded read-only if @read_only.
+ * loaded read-only if @read_only.  The device's dm uuid is
+ * PLX_DM_UUID_PREFIX, the store's UUID in hex, the VDI id and the name
+ * (cut to fit), so that udev rules, lsblk and blkid can tell parallax
+ * devices apart, as LVM's "LVM-" prefix does for its volumes.
  */
+#define PLX_DM_UUID_PREFIX	"PARALLAX-"
 int plx_dm_create(const char *name, u64 sectors, const char *params,
-		  bool read_only);
+		  bool read_only, const u8 store_uuid[16], u64 vdi);
 /* Remove; the kernel flushes the target when it is suspended first. */
 int plx_dm_remove(const char *name);
 /*

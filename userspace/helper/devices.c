@@ -348,7 +348,8 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	if (!d->rw) {
 		snprintf(params, sizeof(params), "%s %llu 1 read_only",
 			 pd->dev_path, (unsigned long long)d->vdi);
-		if (plx_dm_create(name, size >> 9, params, true)) {
+		if (plx_dm_create(name, size >> 9, params, true,
+				  pd->sb.hdr.uuid, d->vdi)) {
 			snprintf(err, err_len, "%s", plx_errmsg());
 			goto fail;
 		}
@@ -396,7 +397,8 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 		 pd->dev_path, (unsigned long long)d->vdi, pd->host,
 		 (unsigned long long)d->lock_gen,
 		 (unsigned long long)(pd_spare_blocks(pd) + pd->extent_blocks));
-	if (plx_dm_create(name, size >> 9, params, false)) {
+	if (plx_dm_create(name, size >> 9, params, false, pd->sb.hdr.uuid,
+			  d->vdi)) {
 		snprintf(err, err_len, "%s", plx_errmsg());
 		goto fail;
 	}
