@@ -39,7 +39,7 @@ static const char usage_text[] =
 "    It connects to the lock manager parallax-lockd named by the\n"
 "    superblock's lockd_addr, renews this host's lease every third of\n"
 "    the lease, and on request of the parallax tool (\"parallax attach\",\n"
-"    \"parallax detach\", \"parallax status\") attaches and detaches VDIs:\n"
+"    \"parallax detach\") attaches and detaches VDIs:\n"
 "\n"
 "    attach rw   locks the VDI, claims one data and one metadata extent,\n"
 "                creates the device with \"host_id H lock_gen G\" and grants\n"
