@@ -18,7 +18,9 @@
 #  f. host 1 is SIGKILLed holding va; "parallax unlock --host 1 --force"
 #     fences it; host 2 attaches va and verifies it; host 1 boots again
 #     and the kernel refuses a table with its old lock_gen and an
-#     add_extent with an old extent generation.
+#     add_extent with an old extent generation, and still refuses the old
+#     lock_gen once host 1 holds the VDI again (the generation fences, not
+#     the holder).
 #
 # At the end every device is detached, the exports equal what the guests
 # read, "parallax check" is clean and both guests power off cleanly.
@@ -322,6 +324,15 @@ if cl_boot_wait "f: host 1 boots again" 1 1 && store_up 1; then
 		g_fio "f: host 1 writes vc with its fresh grants" 1 /dev/mapper/vc 0 4M 31
 		g_check "f: host 1 detaches vc" 1 "parallax detach vc"
 	fi
+	# The generation, not the holder, is what fences: once host 1 holds
+	# va again, its old lock_gen is still refused, as stale.
+	g_check "f: host 2 detaches va" 2 "parallax detach va"
+	if attach "f: host 1 takes va again" 1 va va; then
+		g_fail "f: host 1 holds va again, yet its old lock_gen $old_gen is refused as stale" 1 \
+			"if dmsetup --noudevsync create vstale --table '$stale'; then dmsetup --noudevsync remove vstale; exit 0; fi; dmesg | grep -i parallax | tail -n 2; dmesg | tail -n 3 | grep -qi stale && exit 1; exit 0"
+		g_check "f: host 1 detaches va" 1 "parallax detach va"
+	fi
+	attach "f: host 2 takes va back" 2 va va
 fi
 
 # ---------------- the end: everything verifies offline ----------------
