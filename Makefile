@@ -10,6 +10,8 @@
 #   make check      checkpatch --strict and sparse on the kernel code
 #   make module KDIR=/usr/src/linux-headers-6.1.0-56-amd64
 #                   build the module against another kernel tree
+#   make deb        the Debian packages parallax-dkms and parallax-tools,
+#                   in build/deb/ (Documentation/packaging.rst)
 #
 # Module objects are built in build/module-<kernel>/, so that several
 # kernels can be built from one checkout; the UML kernel is cached outside
@@ -17,7 +19,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean
+.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean deb
 
 all: tools module uml-kernel module-uml
 
@@ -56,3 +58,27 @@ check:
 clean:
 	$(MAKE) -C userspace clean
 	rm -rf build
+
+# Debian packages (Documentation/packaging.rst).  dpkg-buildpackage writes
+# its results next to the source tree, so it runs in a copy of the files
+# the packages need, build/deb/src/, and the .deb, .buildinfo and .changes
+# files land in build/deb/.  Paths not in the work tree are left out of
+# the copy, and the package build then names what is missing.
+DEB_PATHS := debian Kbuild dm-parallax userspace man scripts/block-parallax \
+	Documentation README
+DEB_EXCLUDES := --exclude=/userspace/build/ --exclude=/userspace/libparallax.a \
+	--exclude=/userspace/parallax --exclude=/userspace/parallax-lockd \
+	--exclude=/userspace/parallaxd --exclude=/debian/build/ \
+	--exclude=/debian/.debhelper/ --exclude=/debian/parallax-dkms/ \
+	--exclude=/debian/parallax-tools/ --exclude=/debian/tmp/ \
+	--exclude=/debian/files --exclude=/debian/debhelper-build-stamp \
+	--exclude='/debian/*.substvars' --exclude='/debian/*.debhelper*' \
+	--exclude='*.o' --exclude='*.ko' --exclude='.*.cmd'
+
+deb:
+	rm -rf build/deb
+	mkdir -p build/deb/src
+	rsync -a --relative $(DEB_EXCLUDES) $(wildcard $(DEB_PATHS)) build/deb/src/
+	cd build/deb/src && dpkg-buildpackage -us -uc -b -J
+	rm -rf build/deb/src
+	@ls build/deb/*.deb
