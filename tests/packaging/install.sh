@@ -145,7 +145,10 @@ else
 	fi
 fi
 dkms_deb=$debdir/parallax-dkms_${version}_all.deb
-tools_deb=$(ls "$debdir"/parallax-tools_"${version}"_*.deb 2>/dev/null | grep -v dbgsym | head -n 1)
+tools_deb=
+for f in "$debdir"/parallax-tools_"${version}"_*.deb; do
+	[ -f "$f" ] && tools_deb=$f && break
+done
 if [ -f "$dkms_deb" ] && [ -n "$tools_deb" ]; then
 	ok "both packages built: $(basename "$dkms_deb") $(basename "$tools_deb")"
 else
