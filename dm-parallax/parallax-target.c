@@ -34,7 +34,7 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 			      struct dm_target *ti)
 {
 	static const struct dm_arg feature_count = {
-		0, 11, "Invalid number of optional arguments"
+		0, 13, "Invalid number of optional arguments"
 	};
 	static const struct dm_arg cache_mb = {
 		1, PLX_MAX_CACHE_MB, "Invalid cache_mb: expected 1..1048576"
@@ -68,7 +68,8 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		if (strcasecmp(name, "cache_mb") && strcasecmp(name, "host_id") &&
 		    strcasecmp(name, "no_space_timeout") &&
 		    strcasecmp(name, "low_water") &&
-		    strcasecmp(name, "lock_gen")) {
+		    strcasecmp(name, "lock_gen") &&
+		    strcasecmp(name, "snapshot_seq")) {
 			ti->error = "Unrecognised optional argument";
 			return -EINVAL;
 		}
@@ -86,6 +87,12 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		} else if (!strcasecmp(name, "no_space_timeout")) {
 			r = dm_read_arg(&timeout, as, &val, &ti->error);
 			t->no_space_timeout = val;
+		} else if (!strcasecmp(name, "snapshot_seq")) {
+			if (kstrtoull(dm_shift_arg(as), 10, &t->snap_seq) ||
+			    !t->snap_seq) {
+				ti->error = "Invalid snapshot_seq: expected a snapshot sequence number";
+				r = -EINVAL;
+			}
 		} else if (!strcasecmp(name, "lock_gen")) {
 			t->has_lock_gen = true;
 			if (kstrtoull(dm_shift_arg(as), 10, &t->lock_gen)) {
@@ -102,11 +109,81 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 	return 0;
 }
 
+/*
+ * The root of snapshot @t->snap_seq, from the VDI's snapshot log: blocks
+ * newest first, each holding consecutive sequence numbers.
+ */
+static int plx_find_snapshot(struct plx_target *t, struct dm_target *ti,
+			     u64 *root)
+{
+	u64 blocknr = le64_to_cpu(t->vdi.snaplog_head);
+	u64 hops, seq = t->snap_seq;
+
+	if (seq > le64_to_cpu(t->vdi.snap_seq)) {
+		ti->error = "No such snapshot";
+		return -ENOENT;
+	}
+	/* Every block holds at least one record, which bounds the walk. */
+	for (hops = 0; blocknr && hops <= le64_to_cpu(t->vdi.snap_seq); hops++) {
+		const struct plx_snaplog_block *l;
+		const struct plx_snap_record *rec;
+		struct dm_buffer *b;
+		enum plx_err err;
+		bool deleted;
+		u64 first;
+		u32 count;
+
+		l = dm_bufio_read(t->store.bufio, blocknr, &b);
+		if (IS_ERR(l)) {
+			ti->error = "Cannot read the VDI's snapshot log";
+			return PTR_ERR(l);
+		}
+		err = plx_snaplog_check(&t->store.geo, l, blocknr, t->vdi_id);
+		if (err) {
+			dm_bufio_release(b);
+			DMERR("VDI %llu: snapshot log block %llu: %s", t->vdi_id,
+			      blocknr, plx_strerror(err));
+			ti->error = "Corrupt snapshot log";
+			return -EUCLEAN;
+		}
+		count = le32_to_cpu(l->count);
+		first = le64_to_cpu(l->rec[0].seq);
+		if (seq < first) {
+			blocknr = le64_to_cpu(l->prev);
+			dm_bufio_release(b);
+			continue;
+		}
+		rec = &l->rec[seq - first];
+		if (seq - first >= count || le64_to_cpu(rec->seq) != seq) {
+			dm_bufio_release(b);
+			break;
+		}
+		*root = le64_to_cpu(rec->root);
+		deleted = le32_to_cpu(rec->flags) & PLX_SNAP_DELETED;
+		dm_bufio_release(b);
+		if (deleted) {
+			ti->error = "Snapshot is deleted";
+			return -ENOENT;
+		}
+		return 0;
+	}
+	DMERR("VDI %llu: snapshot %llu is not in its snapshot log", t->vdi_id,
+	      seq);
+	ti->error = "Snapshot log does not hold the snapshot; run parallax check";
+	return -EUCLEAN;
+}
+
 static int plx_load_root(struct plx_target *t, struct dm_target *ti)
 {
 	enum plx_err err;
+	int r;
 
 	t->root = le64_to_cpu(t->vdi.root);
+	if (t->snap_seq) {
+		r = plx_find_snapshot(t, ti, &t->root);
+		if (r)
+			return r;
+	}
 	t->height = t->vdi.height;
 	err = plx_check_addr(&t->store.geo, t->root, PLX_EXT_METADATA);
 	if (err) {
@@ -221,6 +298,11 @@ static int plx_load_vdi(struct plx_target *t, struct dm_target *ti)
 	if (ti->len > le64_to_cpu(t->vdi.size) >> SECTOR_SHIFT) {
 		ti->error = "Table length exceeds the VDI size";
 		return -EINVAL;
+	}
+	/* A snapshot never changes: it is presented read-only, with no lock. */
+	if (t->snap_seq && t->mode != PLX_MODE_READ_ONLY) {
+		ti->error = "A snapshot can only be loaded read-only";
+		return -EROFS;
 	}
 	if (t->mode == PLX_MODE_OK && le32_to_cpu(t->vdi.holder) != t->host_id) {
 		DMERR("VDI %llu is held by host %u; this table is host %u",
@@ -483,6 +565,10 @@ static void plx_emit_table(struct plx_target *t, char *result,
 	}
 	if (t->has_lock_gen) {
 		PLX_OPT(" lock_gen %llu", t->lock_gen);
+		n += 2;
+	}
+	if (t->snap_seq) {
+		PLX_OPT(" snapshot_seq %llu", t->snap_seq);
 		n += 2;
 	}
 	if (t->low_water != PLX_DEFAULT_LOW_WATER) {

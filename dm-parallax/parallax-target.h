@@ -47,6 +47,7 @@ struct plx_target {
 	u32 host_id;
 	bool has_lock_gen;
 	u64 lock_gen;			/* the VDI lock grant this table uses */
+	u64 snap_seq;			/* read-only view of a snapshot; 0 = live */
 	u64 low_water;
 	bool error_if_no_space;
 	unsigned int no_space_timeout;	/* seconds; 0 = wait for ever */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -205,14 +206,17 @@ static int set_vdi_holder(struct plx_store *s, u64 id, u32 holder)
 	return plx_vdi_write(s, v);
 }
 
+static bool rw_attached_here(dev_t rdev, u64 vdi, char *who, size_t len);
+
 /*
  * Record the claims and close the store before the kernel opens it: the
  * target re-reads the VDI record and catalogue from disk.
  */
-static int claim(const char *dev, const char *vdi_arg, u32 host,
+static int claim(const char *dev, dev_t rdev, const char *vdi_arg, u32 host,
 		 unsigned int nr_data, unsigned int nr_meta, bool read_only,
 		 struct attach_state *st, u64 *size)
 {
+	char who[DM_NAME_LEN];
 	struct plx_vdi_record *v;
 	struct plx_store *s;
 	unsigned int i;
@@ -237,6 +241,11 @@ static int claim(const char *dev, const char *vdi_arg, u32 host,
 	if (holder && holder != host) {
 		cli_err(EXIT_STORE, "VDI %llu is held by host %u; detach it there first",
 			(unsigned long long)st->vdi, holder);
+		goto out;
+	}
+	if (holder == host && rw_attached_here(rdev, st->vdi, who, sizeof(who))) {
+		cli_err(EXIT_STORE, "VDI %llu is already attached read-write on this host as %s",
+			(unsigned long long)st->vdi, who);
 		goto out;
 	}
 	if (plx_store_sane(s)) {
@@ -398,6 +407,89 @@ static int attach_daemon(const char *dev, const char *vdi, const char *name,
 	return ret;
 }
 
+/*
+ * Is VDI @vdi of the store on block device @rdev already attached
+ * read-write on this host?  The catalogue cannot say (a host's claims look
+ * alike), so look at this host's parallax tables.
+ */
+static bool rw_attached_here(dev_t rdev, u64 vdi, char *who, size_t len)
+{
+	char **names, table[4400], want[64];
+	bool found = false;
+	size_t i, nr;
+
+	if (plx_dm_list_parallax(&names, &nr))
+		return false;
+	snprintf(want, sizeof(want), "%u:%u %llu", major(rdev), minor(rdev),
+		 (unsigned long long)vdi);
+	for (i = 0; i < nr && !found; i++) {
+		if (plx_dm_table(names[i], table, sizeof(table)))
+			continue;
+		if (!strncmp(table, want, strlen(want)) &&
+		    (table[strlen(want)] == ' ' || !table[strlen(want)]) &&
+		    !strstr(table, " read_only") &&
+		    !plx_dm_read_only(names[i])) {
+			snprintf(who, len, "%s", names[i]);
+			found = true;
+		}
+	}
+	plx_dm_names_free(names, nr);
+	return found;
+}
+
+/*
+ * A snapshot never changes, so it is attached read-only and needs no lock
+ * from anyone, with or without a lock manager: the device is made here.
+ */
+static int attach_snapshot(struct attach_state *st, const char *name,
+			   const char *arg, bool *is_snap)
+{
+	char params[4400];
+	struct plx_vdi_record *v;
+	struct plx_store *s;
+	struct plx_snap sn;
+	u64 id, size;
+	int ret;
+
+	*is_snap = false;
+	s = cli_open(st->dev, false);
+	if (!s)
+		return EXIT_STORE;
+	if (cli_resolve(s, arg, &id, &sn, is_snap)) {
+		plx_close(s);
+		return cli_liberr();
+	}
+	if (!*is_snap) {
+		plx_close(s);
+		return 0;
+	}
+	v = plx_vdi_get(s, sn.vdi);
+	if (!v) {
+		plx_close(s);
+		return cli_liberr();
+	}
+	size = le64_to_cpu(v->size);
+	memcpy(st->uuid, s->geo.uuid, sizeof(st->uuid));
+	plx_close(s);
+	st->vdi = sn.vdi;
+	st->read_only = true;
+	snprintf(params, sizeof(params), "%s %llu 3 read_only snapshot_seq %llu",
+		 st->dev, (unsigned long long)sn.vdi,
+		 (unsigned long long)le64_to_cpu(sn.rec.seq));
+	if (plx_dm_exists(name))
+		return cli_err(EXIT_STORE, "device %s already exists", name);
+	if (plx_dm_create(name, size >> 9, params, true, st->uuid, st->vdi))
+		return cli_err(EXIT_STORE, "cannot create device %s: %s", name,
+			       plx_errmsg());
+	ret = state_save(name, st);
+	if (ret) {
+		plx_dm_remove(name);
+		return ret;
+	}
+	printf("%s/%s\n", dm_dir(), name);
+	return 0;
+}
+
 /* ---- Commands ---------------------------------------------------------- */
 
 int cmd_attach(int argc, char **argv)
@@ -467,6 +559,20 @@ int cmd_attach(int argc, char **argv)
 		return cli_err(EXIT_STORE, "%s: %s", st.dev, strerror(errno));
 	if (!name)
 		name = argv[optind + 1];
+	{
+		bool is_snap;
+
+		if (!plx_dm_name_ok(name))
+			return cli_err(EXIT_USAGE,
+				       "'%s' is not a valid device name", name);
+		if (!S_ISBLK(sb.st_mode))
+			return cli_err(EXIT_USAGE,
+				       "%s is not a block device; the kernel target needs one (losetup can make one)",
+				       st.dev);
+		ret = attach_snapshot(&st, name, argv[optind + 1], &is_snap);
+		if (ret || is_snap)
+			return ret;
+	}
 	if (store_lockd(st.dev, lockd, sizeof(lockd))) {
 		if (local)
 			return cli_err(EXIT_STORE,
@@ -498,7 +604,7 @@ int cmd_attach(int argc, char **argv)
 	if (nr_data + nr_meta > PLX_MAX_ATTACH_EXTENTS)
 		return cli_err(EXIT_USAGE, "at most %d extents in all",
 			       PLX_MAX_ATTACH_EXTENTS);
-	ret = claim(st.dev, argv[optind + 1], st.host, nr_data, nr_meta,
+	ret = claim(st.dev, sb.st_rdev, argv[optind + 1], st.host, nr_data, nr_meta,
 		    st.read_only, &st, &size);
 	if (ret)
 		return ret;
@@ -567,7 +673,7 @@ int cmd_detach(int argc, char **argv)
 	ret = state_load(name, &st);
 	if (ret)
 		return ret;
-	if (store_lockd(st.dev, lockd, sizeof(lockd)))
+	if (!st.read_only && store_lockd(st.dev, lockd, sizeof(lockd)))
 		goto daemon;
 	if (plx_dm_exists(name) && plx_dm_remove(name))
 		return cli_err(EXIT_STORE, "cannot remove device %s (is it in use?)",

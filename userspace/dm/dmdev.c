@@ -87,6 +87,20 @@ static struct dm_task *dm_named(int type, const char *name)
 	return dmt;
 }
 
+bool plx_dm_read_only(const char *name)
+{
+	struct dm_task *dmt = dm_named(DM_DEVICE_INFO, name);
+	struct dm_info info = { 0 };
+	bool ro = false;
+
+	if (!dmt)
+		return false;
+	if (dm_task_run(dmt) && dm_task_get_info(dmt, &info))
+		ro = info.exists && info.read_only;
+	dm_task_destroy(dmt);
+	return ro;
+}
+
 bool plx_dm_exists(const char *name)
 {
 	struct dm_task *dmt = dm_named(DM_DEVICE_INFO, name);

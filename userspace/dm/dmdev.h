@@ -29,6 +29,8 @@ bool plx_dm_name_ok(const char *name);
 void plx_dm_set_udev_sync(bool sync);
 
 bool plx_dm_exists(const char *name);
+/* Was the device's live table loaded read-only (dmsetup --readonly)? */
+bool plx_dm_read_only(const char *name);
 /*
  * One parallax target of @sectors sectors, table parameters @params,
  * loaded read-only if @read_only.  The device's dm uuid is
