@@ -25,6 +25,8 @@ S=$T/store.img
 new_store "$S" 512M
 "$P" create "$S" web --size 16M >/dev/null
 "$P" create "$S" db --size 8M >/dev/null
+head -c 512K /dev/urandom >"$T/golden"
+"$P" import "$S" web "$T/golden" >/dev/null 2>&1
 "$P" snapshot "$S" web --label golden >/dev/null
 
 # Xen's scripts directory with block-parallax in it: symlinks, so the
@@ -191,15 +193,34 @@ hp add 5 51712
 [ "$rc" = 0 ] && g_ok "domain 5 takes its disk back" || g_not_ok "domain 5 takes its disk back: $(xsget $B/hotplug-error)"
 
 # --- targets refused -----------------------------------------------------
+# --- a snapshot attaches read-only -------------------------------------------
 backend 9 51712 /dev/ubda:web@golden r
 hp add 9 51712
-expect_refused "snapshot target web@golden refused (attach presents live VDIs only)" 9 51712 "cannot attach snapshot web@golden"
+G=xen-9-51712
+if [ "$rc" = 0 ] && [ "$(xsget backend/vbd/9/51712/hotplug-status)" = connected ] &&
+   [ "$(blockdev --getro /dev/mapper/$G)" = 1 ]; then
+	g_ok "snapshot target web@golden attaches read-only: $(dmsetup table $G)"
+	cmp -s "$T/golden" <(dd if=/dev/mapper/$G bs=64k count=8 iflag=direct status=none) &&
+		g_ok "the snapshot device reads web as it was at the snapshot" ||
+		g_not_ok "the snapshot device differs from web at the snapshot"
+	g_fail "writing the snapshot device fails" \
+		dd if="$T/data1" of=/dev/mapper/$G bs=64k count=1 oflag=direct status=none
+else
+	g_not_ok "snapshot add: exit $rc, error '$(xsget backend/vbd/9/51712/hotplug-error)'"
+	sed 's/^/# /' "$T/hp.out" >>"$T/results"
+fi
+hp remove 9 51712
+[ "$rc" = 0 ] && ! dmsetup info $G >/dev/null 2>&1 && g_ok "remove of the snapshot device" ||
+	g_not_ok "remove of the snapshot device: exit $rc $(cat "$T/hp.out")"
+backend 9 51760 /dev/ubda:web@golden w
+hp add 9 51760
+expect_refused "snapshot target with access=w refused" 9 51760 "read-only: use access=r"
 backend 9 51728 /dev/ubda w
 hp add 9 51728
 expect_refused "target without :<vdi> refused" 9 51728 "is not <blockstore>:<vdi>"
 backend 9 51744 /dev/ubda:nosuch w
 hp add 9 51744
-expect_refused "unknown VDI refused" 9 51744 "no VDI 'nosuch'"
+expect_refused "unknown VDI refused" 9 51744 "nosuch"
 
 # --- remove ----------------------------------------------------------------
 hp remove 8 51712
@@ -239,8 +260,8 @@ left=$(dmsetup ls 2>&1)
 [ ! -e /run/xen-hotplug/block-parallax ] && g_ok "the hotplug lock was released (no /run/xen-hotplug/block-parallax)" ||
 	g_not_ok "/run/xen-hotplug/block-parallax left behind"
 n=$(grep -c '^xenstore-write backend/vbd/[0-9]*/[0-9]*/physical-device ' "$XS_LOG")
-[ "$n" = 5 ] && g_ok "the recorded xenstore calls hold 5 physical-device writes (domains 5, 8, 10, 5, 6)" ||
-	g_not_ok "recorded physical-device writes: $n, want 5"
+[ "$n" = 6 ] && g_ok "the recorded xenstore calls hold 6 physical-device writes (domains 5, 8, 10, 5, 9, 6)" ||
+	g_not_ok "recorded physical-device writes: $n, want 6"
 cp /var/log/xen/xen-hotplug.log "$T/xen-hotplug.log"
 GUEST
 
