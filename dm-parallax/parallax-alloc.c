@@ -311,7 +311,7 @@ static int plx_grant_recheck(struct plx_alloc *a, struct plx_grant *g)
 	if (le32_to_cpu(e.holder) == a->host_id &&
 	    le64_to_cpu(e.generation) == g->generation)
 		return 0;
-	DMERR("extent %llu was fenced (now host %u generation %llu, granted generation %llu): no more allocations from it",
+	DMERR("extent %llu fenced (host %u gen %llu, granted gen %llu): not allocating from it",
 	      g->extent, le32_to_cpu(e.holder), le64_to_cpu(e.generation),
 	      g->generation);
 	a->free[plx_alloc_slot(g->type)] -= g->free;

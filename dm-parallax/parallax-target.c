@@ -90,7 +90,7 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		} else if (!strcasecmp(name, "snapshot_seq")) {
 			if (kstrtoull(dm_shift_arg(as), 10, &t->snap_seq) ||
 			    !t->snap_seq) {
-				ti->error = "Invalid snapshot_seq: expected a snapshot sequence number";
+				ti->error = "Invalid snapshot_seq: expected 1 or more";
 				r = -EINVAL;
 			}
 		} else if (!strcasecmp(name, "lock_gen")) {
