@@ -7,16 +7,22 @@
 #  - the kernel refuses snapshot_seq 0, a sequence number beyond the VDI's
 #    newest snapshot, and snapshot_seq on a read-write table;
 #  - a second read-write attach of a VDI already attached on this host is
-#    refused and leaves the first device working with its claims.
+#    refused and leaves the first device working with its claims;
+#  - fencing at refill: an extent whose lock is broken while the device
+#    allocates from it ("parallax unlock --offline --extent") gives no
+#    more blocks once the reserve is used up; the device goes on in its
+#    other extent and the data reads back.
 set -u
 source "$(dirname "$0")/lib.sh"
 
 S=$T/store.img
 new_store "$S"
 "$P" create "$S" av --size 16M >/dev/null
+"$P" create "$S" fv --size 16M >/dev/null
 head -c 1M /dev/urandom >"$T/base"
 head -c 64K /dev/urandom >"$T/w1"
 head -c 64K /dev/urandom >"$T/w2"
+head -c 4M /dev/urandom >"$T/fdata"
 "$P" import "$S" av "$T/base" >/dev/null 2>&1
 cat "$T/base" "$T/w1" >"$T/snap1"
 
@@ -81,6 +87,32 @@ dd if="$T/w1" of=/dev/mapper/av bs=64K seek=32 oflag=direct status=none &&
 for d in avs avl avr av; do
 	g_check "detach $d" "$P" detach $d
 done
+
+# Fencing at refill.
+"$P" attach /dev/ubda fv --data-extents 2 >"$T/g.out" 2>&1 && g_ok "attach fv with 2 data extents" ||
+	{ g_not_ok "attach fv: $(cat "$T/g.out")"; exit 1; }
+dd if="$T/fdata" of=/dev/mapper/fv bs=1M count=1 oflag=direct status=none
+ext=$(dmsetup message fv 0 extents)
+first=${ext%%:*}
+g_note "fv's extents before the fence: $ext"
+dmesg -c >/dev/null
+g_check "parallax unlock --offline --extent $first while fv allocates from it" \
+	"$P" unlock /dev/ubda --offline --extent "$first"
+dd if="$T/fdata" of=/dev/mapper/fv bs=1M skip=1 seek=1 count=3 oflag=direct status=none &&
+	g_ok "fv takes 3 MiB more after the fence (from its other extent)" || g_not_ok "fv's writes after the fence failed"
+ext=$(dmsetup message fv 0 extents)
+case " $ext " in
+*" $first:d:0:fenced "*) g_ok "extents shows $first fenced: $ext" ;;
+*) g_not_ok "extents after the fence: $ext" ;;
+esac
+dmesg | grep -q "extent $first fenced" && g_ok "the kernel log says: $(dmesg | grep -m1 "extent $first fenced" | sed 's/^\[[ 0-9.]*\] //')" ||
+	g_not_ok "no fencing message in the kernel log"
+cmp -s "$T/fdata" <(dd if=/dev/mapper/fv bs=1M count=4 iflag=direct status=none) &&
+	g_ok "fv reads back all 4 MiB" || g_not_ok "fv's data differs after the fence"
+"$P" dump /dev/ubda >"$T/cat.out" 2>&1
+awk -v e="$first" '$1 == "extent" && $2 == e' "$T/cat.out" | grep -q "holder 0 " &&
+	g_ok "extent $first has no holder on disk" || g_not_ok "extent $first: $(awk -v e="$first" '$1 == "extent" && $2 == e' "$T/cat.out")"
+g_check "detach fv" "$P" detach fv
 GUEST
 
 kt_boot "attach" --timeout 300 --disk "$S" -- bash "$T/guest.sh"
@@ -88,4 +120,7 @@ check_clean "parallax check clean" "$S"
 "$P" export "$S" av@1 "$T/exp1" >/dev/null 2>&1
 cmp -s <(head -c $((17 * 65536)) "$T/exp1") "$T/snap1" && ok "av@1 exported offline equals what the guest read" ||
 	not_ok "av@1 exported offline differs"
+"$P" export "$S" fv "$T/expf" >/dev/null 2>&1
+cmp -s <(head -c 4M "$T/expf") <(head -c 4M "$T/fdata") && ok "fv exported offline equals what was written" ||
+	not_ok "fv exported offline differs"
 finish
