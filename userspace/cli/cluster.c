@@ -24,29 +24,7 @@
 
 int cli_host_id(const char *opt, u32 *out)
 {
-	const char *src = opt ? opt : getenv("PARALLAX_HOST_ID");
-	char buf[32] = "";
-	u64 v;
-
-	if (!src) {
-		FILE *f = fopen("/etc/parallax/host-id", "r");
-
-		if (f) {
-			if (fgets(buf, sizeof(buf), f))
-				buf[strcspn(buf, " \t\n")] = '\0';
-			fclose(f);
-			src = buf;
-		}
-	}
-	if (!src || !*src) {
-		*out = 1;
-		return 0;
-	}
-	if (plx_parse_u64(src, &v) || !v || v > UINT32_MAX)
-		return cli_err(EXIT_USAGE, "host id '%s' is not in 1..4294967295",
-			       src);
-	*out = v;
-	return 0;
+	return plx_host_id(opt, out) ? cli_liberr() : 0;
 }
 
 bool cli_lockd_addr(const struct plx_store *s, char *buf, size_t len)

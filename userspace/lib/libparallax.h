@@ -49,6 +49,12 @@ char *plx_human_size(u64 bytes, char *buf, size_t len);
 /* Copy a NUL-padded on-disk string of at most len bytes into out[len+1]. */
 void plx_copy_name(char *out, const char *disk, size_t len);
 u64 plx_now_ns(void);
+/*
+ * This host's id: @opt if given, else $PARALLAX_HOST_ID, else the first
+ * word of /etc/parallax/host-id, else 1.  -1 (usage error) if it is not
+ * in 1..2^32-1.
+ */
+int plx_host_id(const char *opt, u32 *out);
 
 /* ---- Opening a store (store.c) ----------------------------------------- */
 

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "libparallax.h"
@@ -153,4 +154,33 @@ void plx_json_str(FILE *f, const char *s)
 			fputc(*p, f);
 	}
 	fputc('"', f);
+}
+
+int plx_host_id(const char *opt, u32 *out)
+{
+	const char *src = opt ? opt : getenv("PARALLAX_HOST_ID");
+	char buf[32] = "";
+	u64 v;
+
+	if (!src) {
+		FILE *f = fopen("/etc/parallax/host-id", "r");
+
+		if (f) {
+			if (fgets(buf, sizeof(buf), f))
+				buf[strcspn(buf, " \t\n")] = '\0';
+			fclose(f);
+			src = buf;
+		}
+	}
+	if (!src || !*src) {
+		*out = 1;
+		return 0;
+	}
+	if (plx_parse_u64(src, &v) || !v || v > UINT32_MAX) {
+		plx_seterr(PLX_EK_USAGE, "host id '%s' is not in 1..4294967295",
+			   src);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
