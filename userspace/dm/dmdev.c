@@ -142,6 +142,68 @@ int plx_dm_create(const char *name, u64 sectors, const char *params,
 	return r;
 }
 
+int plx_dm_suspend_noflush(const char *name)
+{
+	struct dm_task *dmt = dm_named(DM_DEVICE_SUSPEND, name);
+	int r = -1;
+
+	if (!dmt)
+		return -1;
+	if (!dm_task_no_flush(dmt) || !dm_task_skip_lockfs(dmt)) {
+		plx_seterr(PLX_EK_STORE, "suspend %s: cannot build the task",
+			   name);
+		errno = ENOMEM;
+	} else {
+		r = dm_run(dmt, false, "suspend", name);
+	}
+	dm_task_destroy(dmt);
+	return r;
+}
+
+int plx_dm_reload(const char *name, u64 sectors, const char *params)
+{
+	struct dm_task *dmt = dm_named(DM_DEVICE_RELOAD, name);
+	int r = -1;
+
+	if (!dmt)
+		return -1;
+	if (!dm_task_add_target(dmt, 0, sectors, "parallax", params)) {
+		plx_seterr(PLX_EK_STORE, "reload %s: cannot build the table",
+			   name);
+		errno = ENOMEM;
+	} else {
+		r = dm_run(dmt, false, "reload", name);
+	}
+	dm_task_destroy(dmt);
+	return r;
+}
+
+int plx_dm_resume(const char *name)
+{
+	struct dm_task *dmt = dm_named(DM_DEVICE_RESUME, name);
+	int r;
+
+	if (!dmt)
+		return -1;
+	r = dm_run(dmt, true, "resume", name);
+	dm_task_destroy(dmt);
+	return r;
+}
+
+bool plx_dm_suspended(const char *name)
+{
+	struct dm_task *dmt = dm_named(DM_DEVICE_INFO, name);
+	struct dm_info info = { 0 };
+	bool susp = false;
+
+	if (!dmt)
+		return false;
+	if (dm_task_run(dmt) && dm_task_get_info(dmt, &info))
+		susp = info.exists && info.suspended;
+	dm_task_destroy(dmt);
+	return susp;
+}
+
 int plx_dm_remove(const char *name)
 {
 	struct dm_task *dmt = dm_named(DM_DEVICE_REMOVE, name);

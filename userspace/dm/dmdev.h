@@ -41,6 +41,17 @@ bool plx_dm_read_only(const char *name);
 #define PLX_DM_UUID_PREFIX	"PARALLAX-"
 int plx_dm_create(const char *name, u64 sectors, const char *params,
 		  bool read_only, const u8 store_uuid[16], u64 vdi);
+/*
+ * Suspend without flushing (DM_NOFLUSH_FLAG, no lockfs): bios submitted
+ * meanwhile wait inside device-mapper until the next resume, which hands
+ * them to the live table then (the reloaded one if there was a reload).
+ */
+int plx_dm_suspend_noflush(const char *name);
+/* Load @params as the inactive table (read-write); resume swaps it in. */
+int plx_dm_reload(const char *name, u64 sectors, const char *params);
+int plx_dm_resume(const char *name);
+/* Is the device suspended?  false if it does not exist. */
+bool plx_dm_suspended(const char *name);
 /* Remove; the kernel flushes the target when it is suspended first. */
 int plx_dm_remove(const char *name);
 /*

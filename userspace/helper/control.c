@@ -175,12 +175,22 @@ static void serve(struct pd *pd, int fd, char *line)
 	if (!argc) {
 		pd_ctl_printf(fd, "error empty request\n");
 	} else if (!strcmp(argv[0], "attach")) {
-		if (argc != 5) {
-			pd_ctl_printf(fd, "error usage: attach <blockstore> <vdi> <name> <rw|ro>\n");
+		u64 wait = 0;
+
+		if (argc != 5 && argc != 6) {
+			pd_ctl_printf(fd, "error usage: attach <blockstore> <vdi> <name> <rw|ro> [wait=<seconds>]\n");
 			return;
 		}
-		if (pd_attach(pd, argv[1], argv[2], argv[3], argv[4], ok,
-			      sizeof(ok), err, sizeof(err)))
+		if (argc == 6 && (strncmp(argv[5], "wait=", 5) ||
+				  plx_parse_u64(argv[5] + 5, &wait) || !wait ||
+				  wait > PD_MAX_WAIT_S)) {
+			pd_ctl_printf(fd, "error '%.64s': expected wait=<seconds>, 1..%d\n",
+				      argv[5], PD_MAX_WAIT_S);
+			return;
+		}
+		if (pd_attach(pd, argv[1], argv[2], argv[3], argv[4],
+			      (unsigned int)wait, ok, sizeof(ok), err,
+			      sizeof(err)))
 			pd_ctl_printf(fd, "error %s\n", err);
 		else
 			pd_ctl_printf(fd, "ok %s\n", ok);

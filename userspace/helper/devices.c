@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dmdev.h"
@@ -72,6 +73,12 @@ int pd_state_save(struct pd *pd, const struct pd_dev *d)
 	fprintf(f, "store %s\nvdi %llu\nmode %s\nlock_gen %llu\n",
 		pd->dev_path, (unsigned long long)d->vdi, d->rw ? "rw" : "ro",
 		(unsigned long long)d->lock_gen);
+	if (d->pending)
+		fprintf(f, "pending %llu %llu\n",
+			(unsigned long long)d->wait_until,
+			(unsigned long long)d->sectors);
+	if (d->stale)
+		fprintf(f, "stale\n");
 	for (i = 0; i < d->nr; i++)
 		fprintf(f, "extent %llu %llu %c\n",
 			(unsigned long long)d->ext[i].id,
@@ -131,6 +138,12 @@ static struct pd_dev *state_load(struct pd *pd, const char *name)
 			have_mode = d->rw || !strcmp(mode, "ro");
 		} else if (sscanf(line, "lock_gen %llu", &a) == 1) {
 			d->lock_gen = a;
+		} else if (sscanf(line, "pending %llu %llu", &a, &b) == 2) {
+			d->pending = true;
+			d->wait_until = a;
+			d->sectors = b;
+		} else if (!strcmp(line, "stale\n")) {
+			d->stale = true;
 		} else if (sscanf(line, "extent %llu %llu %c", &a, &b,
 				  &kind) == 3 && d->nr < PD_MAX_EXTENTS) {
 			d->ext[d->nr].id = a;
@@ -147,7 +160,7 @@ static struct pd_dev *state_load(struct pd *pd, const char *name)
 		free(d);
 		return NULL;
 	}
-	if (!have_vdi || !have_mode) {
+	if (!have_vdi || !have_mode || (d->pending && !d->rw)) {
 		pd_log(PD_WARN, "%s is damaged; ignoring it", path);
 		free(d);
 		return NULL;
@@ -183,7 +196,8 @@ static unsigned int release_all(struct pd *pd, struct pd_dev *d)
 {
 	unsigned int i, deferred = 0;
 
-	if (!d->rw)
+	/* A device waiting for a hand-over (or given up) holds nothing. */
+	if (!d->rw || d->pending)
 		return 0;
 	for (i = 0; i < d->nr; i++)
 		release_or_defer(pd, PLX_LK_RELEASE_EXTENT, d->ext[i].id,
@@ -297,6 +311,29 @@ out:
 	return r;
 }
 
+u64 pd_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (u64)ts.tv_sec * 1000 + (u64)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The read-write table of @d: low_water counts data and metadata together
+ * and fires once per grant: a spare plus one extent makes the event come
+ * about when one type falls below the spare while the other is still
+ * near a full extent; the one-second tick covers the other cases.
+ */
+static void rw_params(struct pd *pd, const struct pd_dev *d, char *buf,
+		      size_t len)
+{
+	snprintf(buf, len, "%s %llu 6 host_id %u lock_gen %llu low_water %llu",
+		 pd->dev_path, (unsigned long long)d->vdi, pd->host,
+		 (unsigned long long)d->lock_gen,
+		 (unsigned long long)(pd_spare_blocks(pd) + pd->extent_blocks));
+}
+
 /* Undo a failed rw attach: device, extents, VDI lock. */
 static void attach_undo(struct pd *pd, struct pd_dev *d, bool created)
 {
@@ -308,8 +345,8 @@ static void attach_undo(struct pd *pd, struct pd_dev *d, bool created)
 }
 
 int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
-	      const char *name, const char *mode, char *ok, size_t ok_len,
-	      char *err, size_t err_len)
+	      const char *name, const char *mode, unsigned int wait_s,
+	      char *ok, size_t ok_len, char *err, size_t err_len)
 {
 	struct plx_lk_grant g;
 	struct pd_dev *d;
@@ -324,6 +361,10 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	}
 	if (strcmp(mode, "rw") && strcmp(mode, "ro")) {
 		snprintf(err, err_len, "mode must be rw or ro, not '%s'", mode);
+		return -1;
+	}
+	if (wait_s && strcmp(mode, "rw")) {
+		snprintf(err, err_len, "wait= is for read-write attaches only");
 		return -1;
 	}
 	if (!same_store(pd, store)) {
@@ -373,6 +414,8 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 		if (o)
 			snprintf(err, err_len, "VDI %llu is held by host %u (this host: attached as %s)",
 				 (unsigned long long)d->vdi, g.holder, o->name);
+		else if (wait_s)
+			goto wait;
 		else
 			snprintf(err, err_len, "VDI %llu is held by host %u",
 				 (unsigned long long)d->vdi, g.holder);
@@ -385,18 +428,7 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 		goto fail;
 	}
 	d->lock_gen = g.generation;
-
-	/*
-	 * low_water counts data and metadata together and fires once per
-	 * grant: a spare plus one extent makes the event come about when
-	 * one type falls below the spare while the other is still near a
-	 * full extent; the one-second tick covers the other cases.
-	 */
-	snprintf(params, sizeof(params),
-		 "%s %llu 6 host_id %u lock_gen %llu low_water %llu",
-		 pd->dev_path, (unsigned long long)d->vdi, pd->host,
-		 (unsigned long long)d->lock_gen,
-		 (unsigned long long)(pd_spare_blocks(pd) + pd->extent_blocks));
+	rw_params(pd, d, params, sizeof(params));
 	if (plx_dm_create(name, size >> 9, params, false, pd->sb.hdr.uuid,
 			  d->vdi)) {
 		snprintf(err, err_len, "%s", plx_errmsg());
@@ -407,6 +439,32 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	    claim_one(pd, d, true, err, err_len))
 		goto fail;
 	pd_dev_lockd_word_one(d, "connected");
+	goto done;
+
+wait:
+	/*
+	 * Live migration: the source still holds the VDI.  Make the device
+	 * now, read-only (its table is not read-only at the dm level, so
+	 * that writes reach device-mapper) and suspended without a flush,
+	 * so that its I/O waits until the source lets go and the read-write
+	 * table replaces this one (pd_devs_handover).
+	 */
+	d->pending = true;
+	d->holder = g.holder;
+	d->sectors = size >> 9;
+	d->wait_until = pd_wall_ms() + (u64)wait_s * 1000;
+	snprintf(params, sizeof(params), "%s %llu 1 read_only", pd->dev_path,
+		 (unsigned long long)d->vdi);
+	if (plx_dm_create(name, size >> 9, params, false, pd->sb.hdr.uuid,
+			  d->vdi)) {
+		snprintf(err, err_len, "%s", plx_errmsg());
+		goto fail;
+	}
+	created = true;
+	if (plx_dm_suspend_noflush(name)) {
+		snprintf(err, err_len, "%s", plx_errmsg());
+		goto fail;
+	}
 done:
 	if (pd_state_save(pd, d)) {
 		snprintf(err, err_len, "cannot save the state of %s in %s",
@@ -415,14 +473,18 @@ done:
 	}
 	d->next = pd->devs;
 	pd->devs = d;
-	if (d->rw)
+	if (d->pending)
+		pd_log(PD_INFO, "attached VDI %llu as %s, read-only and suspended until host %u hands it over (waiting up to %u s)",
+		       (unsigned long long)d->vdi, name, d->holder, wait_s);
+	else if (d->rw)
 		pd_log(PD_INFO, "attached VDI %llu as %s (rw, lock generation %llu, %u extents)",
 		       (unsigned long long)d->vdi, name,
 		       (unsigned long long)d->lock_gen, d->nr);
 	else
 		pd_log(PD_INFO, "attached VDI %llu as %s (ro)",
 		       (unsigned long long)d->vdi, name);
-	snprintf(ok, ok_len, "%s/%s", dm_dir(), name);
+	snprintf(ok, ok_len, "%s/%s%s", dm_dir(), name,
+		 d->pending ? " pending" : "");
 	return 0;
 fail:
 	attach_undo(pd, d, created);
@@ -443,6 +505,9 @@ int pd_detach(struct pd *pd, const char *name, char *err, size_t err_len)
 			 name);
 		return -1;
 	}
+	/* Queued I/O then fails on the read-only table instead of waiting. */
+	if (d->pending && plx_dm_suspended(name) && plx_dm_resume(name))
+		pd_log(PD_WARN, "%s", plx_errmsg());
 	if (plx_dm_exists(name) && plx_dm_remove(name)) {
 		snprintf(err, err_len, "cannot remove device %s (is it in use?): %s",
 			 name, strerror(errno));
@@ -483,11 +548,12 @@ void pd_status(struct pd *pd, int out)
 				      i ? "," : "",
 				      (unsigned long long)d->ext[i].id,
 				      (unsigned long long)d->ext[i].gen);
-		pd_ctl_printf(out, "device %s vdi %llu %s lock_gen %llu extents %s\n",
+		pd_ctl_printf(out, "device %s vdi %llu %s lock_gen %llu extents %s%s\n",
 			      d->name, (unsigned long long)d->vdi,
 			      d->rw ? "rw" : "ro",
 			      (unsigned long long)d->lock_gen,
-			      d->nr ? list : "-");
+			      d->nr ? list : "-",
+			      d->pending ? " pending" : d->stale ? " stale" : "");
 	}
 	if (pd->nr_pending)
 		pd_ctl_printf(out, "pending %u\n", pd->nr_pending);
@@ -535,7 +601,9 @@ void pd_adopt(struct pd *pd)
 		d->next = pd->devs;
 		pd->devs = d;
 		pd_log(PD_INFO, "adopted %s (VDI %llu, %s, %u extents)", name,
-		       (unsigned long long)d->vdi, d->rw ? "rw" : "ro", d->nr);
+		       (unsigned long long)d->vdi,
+		       d->pending ? "waiting for a hand-over" :
+		       d->stale ? "stale" : d->rw ? "rw" : "ro", d->nr);
 	}
 	closedir(dir);
 }
@@ -779,7 +847,113 @@ void pd_devs_check(struct pd *pd)
 
 	for (d = pd->devs; d; d = next) {
 		next = d->next;
-		if (d->rw)
+		if (d->rw && !d->pending)
 			check_one(pd, d);
+	}
+}
+
+/* ---- Hand-over (live migration) ---------------------------------------- */
+
+bool pd_devs_any_pending(struct pd *pd)
+{
+	struct pd_dev *d;
+
+	for (d = pd->devs; d; d = d->next)
+		if (d->pending)
+			return true;
+	return false;
+}
+
+/*
+ * Give up on @d: resume it with its read-only table, so that its queued
+ * and future writes fail instead of waiting for ever.
+ */
+static void handover_fail(struct pd *pd, struct pd_dev *d, const char *why)
+{
+	if (plx_dm_suspended(d->name) && plx_dm_resume(d->name))
+		pd_log(PD_ERR, "%s: %s", d->name, plx_errmsg());
+	d->pending = false;
+	d->stale = true;
+	d->rw = false;
+	d->lock_gen = 0;
+	pd_log(PD_ERR, "VDI %llu: %s; %s stays read-only (stale): detach it",
+	       (unsigned long long)d->vdi, why, d->name);
+	pd_state_save(pd, d);
+}
+
+static void handover_one(struct pd *pd, struct pd_dev *d)
+{
+	struct plx_lk_grant g;
+	char params[4400], why[128], err[256], msg[256];
+	int st;
+
+	if (!plx_dm_exists(d->name)) {
+		pd_log(PD_WARN, "%s was removed while waiting for VDI %llu",
+		       d->name, (unsigned long long)d->vdi);
+		state_remove(pd, d->name);
+		dev_unlink(pd, d);
+		free(d);
+		return;
+	}
+	if (pd_wall_ms() >= d->wait_until) {
+		snprintf(msg, sizeof(msg), "host %u did not hand it over in time",
+			 d->holder);
+		handover_fail(pd, d, msg);
+		return;
+	}
+	if (!pd_lk_ensure(pd, false))
+		return;
+	st = pd_lk_call(pd, PLX_LK_LOCK_VDI, d->vdi, 0, 0, &g, why,
+			sizeof(why));
+	if (st < 0)
+		return;			/* unreachable: retried on reconnection */
+	if (st == PLX_LK_EBUSY) {
+		d->holder = g.holder;
+		return;
+	}
+	if (st != PLX_LK_OK) {
+		snprintf(msg, sizeof(msg), "cannot lock it: %s", why);
+		handover_fail(pd, d, msg);
+		return;
+	}
+	d->lock_gen = g.generation;
+	rw_params(pd, d, params, sizeof(params));
+	if (plx_dm_reload(d->name, d->sectors, params)) {
+		snprintf(msg, sizeof(msg), "cannot load the read-write table: %s",
+			 plx_errmsg());
+		release_or_defer(pd, PLX_LK_UNLOCK_VDI, d->vdi, d->lock_gen,
+				 NULL);
+		handover_fail(pd, d, msg);
+		return;
+	}
+	if (plx_dm_resume(d->name)) {
+		snprintf(msg, sizeof(msg), "cannot resume with the read-write table: %s",
+			 plx_errmsg());
+		release_or_defer(pd, PLX_LK_UNLOCK_VDI, d->vdi, d->lock_gen,
+				 NULL);
+		handover_fail(pd, d, msg);
+		return;
+	}
+	d->pending = false;
+	/* The queued I/O waits for these (out_of_space) if it must. */
+	if (claim_one(pd, d, false, err, sizeof(err)) ||
+	    claim_one(pd, d, true, err, sizeof(err)))
+		pd_log(PD_WARN, "%s: %s; retried on the next tick", d->name,
+		       err);
+	pd_dev_lockd_word_one(d, "connected");
+	pd_state_save(pd, d);
+	pd_log(PD_INFO, "VDI %llu handed over: %s is read-write (lock generation %llu, %u extents)",
+	       (unsigned long long)d->vdi, d->name,
+	       (unsigned long long)d->lock_gen, d->nr);
+}
+
+void pd_devs_handover(struct pd *pd)
+{
+	struct pd_dev *d, *next;
+
+	for (d = pd->devs; d; d = next) {
+		next = d->next;
+		if (d->pending)
+			handover_one(pd, d);
 	}
 }

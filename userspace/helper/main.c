@@ -46,6 +46,15 @@ static const char usage_text[] =
 "                it the extents (\"add_extent E G\"); any failure undoes\n"
 "                all of it.\n"
 "    attach ro   creates a read_only device; no locks are taken.\n"
+"    attach rw wait=S\n"
+"                live migration: if another host holds the VDI, the\n"
+"                device is made at once with a read_only table and\n"
+"                suspended (its I/O waits), and the answer is \"ok PATH\n"
+"                pending\".  LOCK_VDI is retried every 200 ms; once\n"
+"                granted, the read-write table is loaded and resumed and\n"
+"                the queued I/O proceeds (\"VDI N handed over\").  After S\n"
+"                seconds (1..3600) without it, the device is resumed\n"
+"                read-only (writes fail) and shown as stale.\n"
 "    detach      removes the device (the kernel flushes it), releases its\n"
 "                extents and unlocks the VDI.\n"
 "\n"
@@ -94,13 +103,13 @@ static const char usage_text[] =
 "CONTROL SOCKET\n"
 "    DIR/parallaxd.sock, a unix stream socket, mode 0600.  A client sends\n"
 "    one request line and reads until the daemon closes:\n"
-"        attach <blockstore path> <vdi id|name> <dm name> <rw|ro>\n"
-"            -> ok /dev/mapper/<name>\n"
+"        attach <blockstore path> <vdi id|name> <dm name> <rw|ro> [wait=S]\n"
+"            -> ok /dev/mapper/<name> [pending]\n"
 "        detach <dm name>  -> ok\n"
 "        status            -> lockd <addr> <connected|unreachable>\n"
 "                             host <id>\n"
 "                             device <name> vdi <id> <rw|ro> lock_gen <g>\n"
-"                                    extents <E:G,...|->\n"
+"                                    extents <E:G,...|-> [pending|stale]\n"
 "                             ok\n"
 "    Failures end with \"error <message>\".\n"
 "\n"
@@ -315,7 +324,7 @@ static void arm_events(struct pd *pd)
 
 static void run(struct pd *pd)
 {
-	u64 next_tick = pd_now_ms() + PD_TICK_MS;
+	u64 next_tick = pd_now_ms() + PD_TICK_MS, next_handover = 0;
 
 	while (!stop_signal) {
 		struct pollfd fds[3];
@@ -335,6 +344,14 @@ static void run(struct pd *pd)
 			ev = nfds++;
 		}
 		timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		/* A hand-over is retried five times a second. */
+		if (pd_devs_any_pending(pd)) {
+			int t = next_handover > now ?
+				(int)(next_handover - now) : 0;
+
+			if (t < timeout)
+				timeout = t;
+		}
 		if (poll(fds, nfds, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -350,6 +367,10 @@ static void run(struct pd *pd)
 			pd_lk_readable(pd);
 		if (fds[ctl].revents & POLLIN)
 			pd_ctl_accept(pd);
+		if (pd_now_ms() >= next_handover && pd_devs_any_pending(pd)) {
+			next_handover = pd_now_ms() + PD_PENDING_TICK_MS;
+			pd_devs_handover(pd);
+		}
 		if (pd_now_ms() >= next_tick) {
 			next_tick = pd_now_ms() + PD_TICK_MS;
 			pd_lk_timer(pd);

@@ -27,6 +27,8 @@
 #define PD_BACKOFF_MIN_MS	1000
 #define PD_BACKOFF_MAX_MS	10000
 #define PD_CLIENT_TIMEOUT_MS	2000
+#define PD_MAX_WAIT_S		3600	/* attach ... rw wait=S */
+#define PD_PENDING_TICK_MS	200	/* LOCK_VDI retries of pending devices */
 
 enum pd_level { PD_ERR = 3, PD_WARN = 4, PD_INFO = 6, PD_DEBUG = 7 };
 
@@ -53,6 +55,18 @@ struct pd_dev {
 	bool claim_failed_logged;
 	bool status_failed_logged;
 	bool foreign_logged;		/* unknown grants looked at once */
+	/*
+	 * Hand-over (attach ... rw wait=S): the VDI was held elsewhere, so
+	 * the device runs a read_only table, suspended, until LOCK_VDI is
+	 * granted (then the rw table is loaded and resumed) or the wait
+	 * ends at @wait_until (wall clock, ms: it survives a restart; then
+	 * the device is resumed read-only and marked stale).
+	 */
+	bool pending;
+	bool stale;
+	u64 wait_until;
+	u64 sectors;
+	u32 holder;			/* last EBUSY's holder, for the logs */
 };
 
 /* A release the lock manager has not heard of yet. */
@@ -141,8 +155,13 @@ void pd_devs_check(struct pd *pd);
  * @ok set to the "ok" payload, or -1 with @err set.
  */
 int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
-	      const char *name, const char *mode, char *ok, size_t ok_len,
-	      char *err, size_t err_len);
+	      const char *name, const char *mode, unsigned int wait_s,
+	      char *ok, size_t ok_len, char *err, size_t err_len);
+/* Any device waiting for a hand-over?  Then tick every 200 ms. */
+bool pd_devs_any_pending(struct pd *pd);
+/* Retry LOCK_VDI for waiting devices; expire those whose wait is over. */
+void pd_devs_handover(struct pd *pd);
+u64 pd_wall_ms(void);
 int pd_detach(struct pd *pd, const char *name, char *err, size_t err_len);
 void pd_status(struct pd *pd, int out);
 
