@@ -388,7 +388,7 @@ out:
 }
 
 static int attach_daemon(const char *dev, const char *vdi, const char *name,
-			 bool read_only, const char *lockd)
+			 bool read_only, u64 wait_s, const char *lockd)
 {
 	char real[4096], req[4400], result[4200];
 	int ret;
@@ -401,10 +401,20 @@ static int attach_daemon(const char *dev, const char *vdi, const char *name,
 			       "parallaxd's requests are words: no blanks in the device path or VDI");
 	snprintf(req, sizeof(req), "attach %s %s %s %s", real, vdi, name,
 		 read_only ? "ro" : "rw");
+	if (wait_s)
+		snprintf(req + strlen(req), sizeof(req) - strlen(req),
+			 " wait=%llu", (unsigned long long)wait_s);
 	ret = daemon_call(req, lockd, result, sizeof(result));
-	if (!ret)
-		printf("%s\n", result);
-	return ret;
+	if (ret)
+		return ret;
+	/* "PATH pending": another host still holds the VDI (live migration). */
+	if (strlen(result) > 8 && !strcmp(result + strlen(result) - 8, " pending")) {
+		result[strlen(result) - 8] = '\0';
+		fprintf(stderr, "parallax: %s: VDI %s is held by another host; the device is read-only and suspended until it is handed over (at most %llu s)\n",
+			name, vdi, (unsigned long long)wait_s);
+	}
+	printf("%s\n", result);
+	return 0;
 }
 
 /*
@@ -501,13 +511,14 @@ int cmd_attach(int argc, char **argv)
 		{ "metadata-extents", required_argument, NULL, 'm' },
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "local", no_argument, NULL, 'L' },
+		{ "wait-lock", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *host_s = NULL, *extents_s = NULL;
 	char params[4300], msg[64], lockd[PLX_LOCKD_ADDR_LEN + 1];
 	struct attach_state st = { 0 };
-	u64 nr_data = 1, nr_meta = 1, size = 0;
+	u64 nr_data = 1, nr_meta = 1, size = 0, wait_s = 0;
 	bool local = false;
 	unsigned int i;
 	struct stat sb;
@@ -543,6 +554,13 @@ int cmd_attach(int argc, char **argv)
 		case 'L':
 			local = true;
 			break;
+		case 'w':
+			if (plx_parse_u64(optarg, &wait_s) || !wait_s ||
+			    wait_s > 3600)
+				return cli_err(EXIT_USAGE,
+					       "--wait-lock must be 1..3600 seconds, not '%s'",
+					       optarg);
+			break;
 		case 'h':
 			return cli_help(cli_cmd);
 		default:
@@ -553,6 +571,9 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_USAGE;
 	if (cli_host_id(host_s, &st.host))
 		return EXIT_USAGE;
+	if (wait_s && st.read_only)
+		return cli_err(EXIT_USAGE,
+			       "--wait-lock: a read-only attach takes no lock to wait for");
 	if (snprintf(st.dev, sizeof(st.dev), "%s", argv[optind]) >= (int)sizeof(st.dev))
 		return cli_err(EXIT_USAGE, "device path too long");
 	if (stat(st.dev, &sb))
@@ -590,8 +611,12 @@ int cmd_attach(int argc, char **argv)
 			return cli_err(EXIT_USAGE,
 				       "'%s' is not a valid device name", name);
 		return attach_daemon(st.dev, argv[optind + 1], name,
-				     st.read_only, lockd);
+				     st.read_only, wait_s, lockd);
 	}
+	if (wait_s)
+		return cli_err(EXIT_USAGE,
+			       "--wait-lock: %s has no lock manager, so no other host can hand VDI %s over",
+			       st.dev, argv[optind + 1]);
 	if (!S_ISBLK(sb.st_mode))
 		return cli_err(EXIT_USAGE,
 			       "%s is not a block device; the kernel target needs one (losetup can make one)",
