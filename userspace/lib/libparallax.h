@@ -137,6 +137,9 @@ int plx_fsync(struct plx_store *s);
  * the PARALLAX_CRASH_AFTER_WRITES test hook (store.c) can simulate a crash.
  */
 int plx_read_block(struct plx_store *s, u64 blocknr, void *buf);
+/* The same on a bare descriptor (the lock manager keeps no plx_store). */
+int plx_fd_read_block(int fd, u64 device_blocks, u64 blocknr, void *buf);
+int plx_fd_write_block(int fd, u64 blocknr, const void *buf);
 int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf);
 /* Read, seal-check against the store's UUID, report failures. */
 int plx_read_meta(struct plx_store *s, u64 blocknr, u32 magic, void *buf);

@@ -62,17 +62,16 @@ int plx_open_device(const char *path, bool write, bool exclusive)
 	return fd;
 }
 
-int plx_read_block(struct plx_store *s, u64 blocknr, void *buf)
+int plx_fd_read_block(int fd, u64 device_blocks, u64 blocknr, void *buf)
 {
 	ssize_t n;
 
-	if (blocknr >= s->device_blocks) {
+	if (blocknr >= device_blocks) {
 		plx_seterr(PLX_EK_STORE, "block %llu: beyond the end of the device",
 			   (unsigned long long)blocknr);
 		return -1;
 	}
-	n = pread(s->fd, buf, PLX_BLOCK_SIZE,
-		  (off_t)(blocknr << PLX_BLOCK_SHIFT));
+	n = pread(fd, buf, PLX_BLOCK_SIZE, (off_t)(blocknr << PLX_BLOCK_SHIFT));
 	if (n != PLX_BLOCK_SIZE) {
 		plx_seterr(PLX_EK_STORE, "block %llu: read failed: %s",
 			   (unsigned long long)blocknr,
@@ -80,6 +79,25 @@ int plx_read_block(struct plx_store *s, u64 blocknr, void *buf)
 		return -1;
 	}
 	return 0;
+}
+
+int plx_fd_write_block(int fd, u64 blocknr, const void *buf)
+{
+	ssize_t n;
+
+	n = pwrite(fd, buf, PLX_BLOCK_SIZE, (off_t)(blocknr << PLX_BLOCK_SHIFT));
+	if (n != PLX_BLOCK_SIZE) {
+		plx_seterr(PLX_EK_STORE, "block %llu: write failed: %s",
+			   (unsigned long long)blocknr,
+			   n < 0 ? strerror(errno) : "short write");
+		return -1;
+	}
+	return 0;
+}
+
+int plx_read_block(struct plx_store *s, u64 blocknr, void *buf)
+{
+	return plx_fd_read_block(s->fd, s->device_blocks, blocknr, buf);
 }
 
 /*
@@ -105,8 +123,6 @@ static void plx_crash_point(void)
 
 int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf)
 {
-	ssize_t n;
-
 	plx_crash_point();
 
 	if (!s->writable) {
@@ -118,15 +134,7 @@ int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf)
 			   (unsigned long long)blocknr);
 		return -1;
 	}
-	n = pwrite(s->fd, buf, PLX_BLOCK_SIZE,
-		   (off_t)(blocknr << PLX_BLOCK_SHIFT));
-	if (n != PLX_BLOCK_SIZE) {
-		plx_seterr(PLX_EK_STORE, "block %llu: write failed: %s",
-			   (unsigned long long)blocknr,
-			   n < 0 ? strerror(errno) : "short write");
-		return -1;
-	}
-	return 0;
+	return plx_fd_write_block(s->fd, blocknr, buf);
 }
 
 int plx_read_meta(struct plx_store *s, u64 blocknr, u32 magic, void *buf)

@@ -51,34 +51,13 @@ static void *alloc_blocks(size_t n)
 
 int lkd_read(struct lkd *d, uint64_t blocknr, void *buf)
 {
-	ssize_t n;
-
-	if (blocknr >= d->device_blocks) {
-		plx_seterr(PLX_EK_STORE, "block %llu: beyond the end of the device",
-			   (unsigned long long)blocknr);
-		return -1;
-	}
-	n = pread(d->fd, buf, PLX_BLOCK_SIZE, (off_t)(blocknr * PLX_BLOCK_SIZE));
-	if (n != PLX_BLOCK_SIZE) {
-		plx_seterr(PLX_EK_STORE, "block %llu: read failed: %s",
-			   (unsigned long long)blocknr,
-			   n < 0 ? strerror(errno) : "short read");
-		return -1;
-	}
-	return 0;
+	return plx_fd_read_block(d->fd, d->device_blocks, blocknr, buf);
 }
 
 int lkd_write(struct lkd *d, uint64_t blocknr, const void *buf)
 {
-	ssize_t n;
-
-	n = pwrite(d->fd, buf, PLX_BLOCK_SIZE, (off_t)(blocknr * PLX_BLOCK_SIZE));
-	if (n != PLX_BLOCK_SIZE) {
-		plx_seterr(PLX_EK_STORE, "block %llu: write failed: %s",
-			   (unsigned long long)blocknr,
-			   n < 0 ? strerror(errno) : "short write");
+	if (plx_fd_write_block(d->fd, blocknr, buf))
 		return -1;
-	}
 	/* A grant is replied only once it is durable. */
 	if (fdatasync(d->fd)) {
 		plx_seterr(PLX_EK_STORE, "block %llu: fdatasync failed: %s",
