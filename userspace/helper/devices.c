@@ -624,8 +624,9 @@ void pd_devs_lockd_word(struct pd *pd, const char *word)
 {
 	struct pd_dev *d;
 
+	/* A device waiting for a hand-over runs a read_only table. */
 	for (d = pd->devs; d; d = d->next)
-		if (d->rw)
+		if (d->rw && !d->pending)
 			pd_dev_lockd_word_one(d, word);
 }
 
