@@ -155,6 +155,12 @@ if "$P" attach /dev/ubda db --host-id 2 --name other-db >"$T/g.out" 2>&1 &&
 	backend 7 51728 /dev/ubda:2 w
 	hp add 7 51728
 	expect_refused "add of db (by id) while host 2 holds it refused by parallax attach" 7 51728 "held by host 2"
+	# A live migration's receiving domain: without a lock manager there is
+	# no hand-over (--wait-lock is refused), so the add is refused as above.
+	/usr/bin/xenstore-write /local/domain/7/name web7--incoming
+	hp add 7 51728
+	expect_refused "add of db for an --incoming domain, single-host, still refused" 7 51728 "held by host 2"
+	/usr/bin/xenstore-rm /local/domain/7/name
 	g_check "release host 2's claim on db" "$P" detach other-db
 else
 	g_not_ok "claim db as host 2"; sed 's/^/# /' "$T/g.out" >>"$T/results"
