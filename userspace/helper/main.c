@@ -174,28 +174,7 @@ static int usage_error(const char *fmt, ...)
 /* Option, $PARALLAX_HOST_ID, /etc/parallax/host-id, 1: as the CLI. */
 static int host_id(const char *opt, u32 *out)
 {
-	const char *src = opt ? opt : getenv("PARALLAX_HOST_ID");
-	char buf[32] = "";
-	u64 v;
-
-	if (!src) {
-		FILE *f = fopen("/etc/parallax/host-id", "r");
-
-		if (f) {
-			if (fgets(buf, sizeof(buf), f))
-				buf[strcspn(buf, " \t\n")] = '\0';
-			fclose(f);
-			src = buf;
-		}
-	}
-	if (!src || !*src) {
-		*out = 1;
-		return 0;
-	}
-	if (plx_parse_u64(src, &v) || !v || v > UINT32_MAX)
-		return usage_error("host id '%s' is not in 1..4294967295", src);
-	*out = v;
-	return 0;
+	return plx_host_id(opt, out) ? usage_error("%s", plx_errmsg()) : 0;
 }
 
 /* ---- The store ---------------------------------------------------------- */
