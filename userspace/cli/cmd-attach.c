@@ -452,7 +452,7 @@ static bool rw_attached_here(dev_t rdev, u64 vdi, char *who, size_t len)
  * from anyone, with or without a lock manager: the device is made here.
  */
 static int attach_snapshot(struct attach_state *st, const char *name,
-			   const char *arg, bool *is_snap)
+			   const char *arg, bool is_blk, bool *is_snap)
 {
 	char params[4400];
 	struct plx_vdi_record *v;
@@ -472,6 +472,12 @@ static int attach_snapshot(struct attach_state *st, const char *name,
 	if (!*is_snap) {
 		plx_close(s);
 		return 0;
+	}
+	if (!is_blk) {
+		plx_close(s);
+		return cli_err(EXIT_USAGE,
+			       "%s is not a block device; the kernel target needs one (losetup can make one)",
+			       st->dev);
 	}
 	v = plx_vdi_get(s, sn.vdi);
 	if (!v) {
@@ -586,11 +592,8 @@ int cmd_attach(int argc, char **argv)
 		if (!plx_dm_name_ok(name))
 			return cli_err(EXIT_USAGE,
 				       "'%s' is not a valid device name", name);
-		if (!S_ISBLK(sb.st_mode))
-			return cli_err(EXIT_USAGE,
-				       "%s is not a block device; the kernel target needs one (losetup can make one)",
-				       st.dev);
-		ret = attach_snapshot(&st, name, argv[optind + 1], &is_snap);
+		ret = attach_snapshot(&st, name, argv[optind + 1],
+				      S_ISBLK(sb.st_mode), &is_snap);
 		if (ret || is_snap)
 			return ret;
 	}
