@@ -120,6 +120,26 @@ refuse(struct lkd_req *r, uint16_t status, const char *fmt, ...)
 	reply(r->c, r->op, status, r->seq, text, (uint32_t)strlen(text));
 }
 
+/*
+ * A release names the grant it gives back: refuse (and return false)
+ * unless @what is held by the asking host at generation r->gen.
+ */
+static bool releasable(struct lkd_req *r, const char *what, uint64_t gen,
+		       uint32_t holder)
+{
+	if (gen != r->gen) {
+		refuse(r, PLX_LK_ESTALE, "%s generation is %llu, not %llu", what,
+		       (unsigned long long)gen, (unsigned long long)r->gen);
+		return false;
+	}
+	if (holder != r->c->host) {
+		refuse(r, PLX_LK_EPERM, "%s is not held by host %u", what,
+		       r->c->host);
+		return false;
+	}
+	return true;
+}
+
 static void busy(struct lkd_req *r, uint64_t id, uint64_t gen,
 		 uint32_t holder, uint32_t type)
 {
@@ -195,19 +215,16 @@ static void op_unlock_vdi(struct lkd_req *r)
 {
 	struct lkd *d = r->d;
 	struct plx_vdi_record *v;
+	char what[40];
 	int st;
 
 	st = lkd_vdi_load(d, r->id, &v);
 	if (st)
 		return refuse(r, (uint16_t)st, "%s", plx_errmsg());
-	if (le64_to_cpu(v->lock_generation) != r->gen)
-		return refuse(r, PLX_LK_ESTALE, "VDI %llu lock generation is %llu, not %llu",
-			      (unsigned long long)r->id,
-			      (unsigned long long)le64_to_cpu(v->lock_generation),
-			      (unsigned long long)r->gen);
-	if (le32_to_cpu(v->holder) != r->c->host)
-		return refuse(r, PLX_LK_EPERM, "VDI %llu is not held by host %u",
-			      (unsigned long long)r->id, r->c->host);
+	snprintf(what, sizeof(what), "VDI %llu lock", (unsigned long long)r->id);
+	if (!releasable(r, what, le64_to_cpu(v->lock_generation),
+			le32_to_cpu(v->holder)))
+		return;
 	v->holder = 0;
 	if (lkd_vdi_commit(d, r->id))
 		return refuse(r, PLX_LK_EIO, "%s", plx_errmsg());
@@ -342,18 +359,15 @@ static void op_release_extent(struct lkd_req *r)
 {
 	struct lkd *d = r->d;
 	struct plx_extent_entry *e, old;
+	char what[40];
 
 	if (!extent_ok(r, r->id))
 		return;
 	e = lkd_ext(d, r->id);
-	if (le64_to_cpu(e->generation) != r->gen)
-		return refuse(r, PLX_LK_ESTALE, "extent %llu generation is %llu, not %llu",
-			      (unsigned long long)r->id,
-			      (unsigned long long)le64_to_cpu(e->generation),
-			      (unsigned long long)r->gen);
-	if (le32_to_cpu(e->holder) != r->c->host)
-		return refuse(r, PLX_LK_EPERM, "extent %llu is not held by host %u",
-			      (unsigned long long)r->id, r->c->host);
+	snprintf(what, sizeof(what), "extent %llu", (unsigned long long)r->id);
+	if (!releasable(r, what, le64_to_cpu(e->generation),
+			le32_to_cpu(e->holder)))
+		return;
 	old = *e;
 	e->holder = 0;
 	if (lkd_cat_commit(d, r->id)) {
@@ -427,13 +441,8 @@ static void op_lock_registry(struct lkd_req *r, bool lock)
 		}
 		return granted(r, "locked the registry", 0, gen + 1, 0);
 	}
-	if (gen != r->gen)
-		return refuse(r, PLX_LK_ESTALE, "registry lock generation is %llu, not %llu",
-			      (unsigned long long)gen,
-			      (unsigned long long)r->gen);
-	if (holder != r->c->host)
-		return refuse(r, PLX_LK_EPERM, "the registry is not held by host %u",
-			      r->c->host);
+	if (!releasable(r, "registry lock", gen, holder))
+		return;
 	d->sb->registry_holder = 0;
 	if (lkd_sb_commit(d)) {
 		d->sb->registry_holder = cpu_to_le32(holder);
