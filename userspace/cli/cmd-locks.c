@@ -38,16 +38,6 @@ static int lockd_of(struct plx_store *s, const char *opt, char *buf,
 
 /* ---- locks -------------------------------------------------------------- */
 
-static bool is_number(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 /*
  * Words after the kind that parallax-lockd's STATUS lines give by
  * position (lockd/proto.c op_status); the rest are KEY VALUE pairs.
@@ -68,7 +58,7 @@ static void json_value(const char *v)
 {
 	if (!strcmp(v, "-"))
 		fputs("null", stdout);
-	else if (is_number(v) && strlen(v) < 20)
+	else if (plx_all_digits(v) && strlen(v) < 20)
 		fputs(v, stdout);
 	else
 		plx_json_str(stdout, v);

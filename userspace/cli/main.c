@@ -101,16 +101,6 @@ struct plx_store *cli_open(const char *dev, bool write)
 	return s;
 }
 
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
 		struct plx_snap *sn, bool *is_snap)
 {
@@ -122,7 +112,7 @@ int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
 		return plx_resolve_snap(s, arg, false, sn);
 	}
 	if (!plx_resolve_vdi(s, arg, id)) {
-		if (!all_digits(arg) && !plx_resolve_snap(s, arg, false, sn)) {
+		if (!plx_all_digits(arg) && !plx_resolve_snap(s, arg, false, sn)) {
 			plx_seterr(PLX_EK_STORE,
 				   "'%s' is both a VDI name and a snapshot label; say VDI@LABEL or the VDI's id",
 				   arg);
@@ -131,7 +121,7 @@ int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
 		return 0;
 	}
 	/* A damaged or deleted VDI named by id: that is the error. */
-	if (all_digits(arg))
+	if (plx_all_digits(arg))
 		return -1;
 	snprintf(why, sizeof(why), "%s", plx_errmsg());
 	if (!plx_resolve_snap(s, arg, false, sn)) {

@@ -40,6 +40,8 @@ void plx_seterr(enum plx_errkind kind, const char *fmt, ...)
 
 /* ---- Numbers and sizes (util.c) ---------------------------------------- */
 
+/* Non-empty and only 0-9: an id or sequence number rather than a name. */
+bool plx_all_digits(const char *s);
 /* Decimal u64, no sign, no junk.  Returns -1 (usage error) if malformed. */
 int plx_parse_u64(const char *s, u64 *out);
 /* Bytes with optional binary suffix K, M, G, T (KiB..TiB, "KiB" also ok). */

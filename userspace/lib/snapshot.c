@@ -132,16 +132,6 @@ static bool plx_label_eq(const struct plx_snap_record *r, const char *label)
 	return n[0] && !strcmp(n, label);
 }
 
-static bool plx_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 /* Search one VDI's log for @what (a seq or a label). */
 static int plx_find_in_vdi(struct plx_store *s, u64 id, const char *what,
 			   struct plx_snap *out, bool *found)
@@ -150,7 +140,7 @@ static int plx_find_in_vdi(struct plx_store *s, u64 id, const char *what,
 	u64 seq = 0, i;
 
 	*found = false;
-	if (plx_digits(what) && plx_parse_u64(what, &seq))
+	if (plx_all_digits(what) && plx_parse_u64(what, &seq))
 		return -1;
 	if (plx_snaplog_load(s, id, &l))
 		return -1;

@@ -35,6 +35,16 @@ enum plx_errkind plx_errkind(void)
 	return plx_err_kind;
 }
 
+bool plx_all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
 int plx_parse_u64(const char *s, u64 *out)
 {
 	const char *p;

@@ -55,16 +55,6 @@ int plx_vdi_write(struct plx_store *s, struct plx_vdi_record *v)
 	return 0;
 }
 
-static bool plx_all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 /* Live VDI named @name, 0 if none. */
 static u64 plx_find_name(struct plx_store *s, const char *name)
 {
