@@ -52,6 +52,27 @@ int cli_resolve(struct plx_store *s, const char *arg, u64 *id,
 /* "V@SEQ" for a snapshot. */
 void cli_snap_id(const struct plx_snap *sn, char *buf, size_t len);
 
+/* ---- Progress bar (progress.c) ----------------------------------------- */
+
+#define CLI_PROGRESS_MAX	200	/* columns at most */
+
+struct cli_progress {
+	bool on;			/* stderr is a terminal, not --quiet */
+	bool shown;			/* a bar is on the screen now */
+	int width;			/* terminal columns */
+	u64 show_at;			/* monotonic ms: not before (~1 s) */
+	u64 last;			/* monotonic ms of the last redraw */
+};
+
+/* Start timing an operation; @quiet (--quiet) turns the bar off. */
+void cli_progress_init(struct cli_progress *p, bool quiet);
+/* A plx_progress_fn: pass it with a struct cli_progress * as @arg. */
+void cli_progress_fn(void *arg, const char *phase, u64 done, u64 total);
+/* Erase the bar before printing to the terminal; the next update redraws. */
+void cli_progress_clear(struct cli_progress *p);
+/* Erase the bar for good. */
+void cli_progress_done(struct cli_progress *p);
+
 /* ---- Cluster mode (cluster.c) ------------------------------------------- */
 
 #define CLI_LK_TIMEOUT_MS	5000
@@ -124,6 +145,7 @@ int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_locks(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+int cmd_df(int argc, char **argv);
 
 extern const struct cli_cmd cli_cmds[];
 

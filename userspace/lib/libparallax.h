@@ -296,6 +296,12 @@ struct plx_check_stats {
 	u64 garbage;			/* allocated but unreachable */
 };
 
+#ifndef PLX_PROGRESS_FN_DEFINED
+#define PLX_PROGRESS_FN_DEFINED
+/* Progress callback used by gc, check, import and export. total may be 0 (unknown). */
+typedef void (*plx_progress_fn)(void *arg, const char *phase, u64 done, u64 total);
+#endif
+
 /* Called once per problem: @block is the block at fault (or ~0ULL). */
 typedef void (*plx_problem_fn)(void *arg, u64 block, const char *msg);
 
@@ -306,6 +312,58 @@ typedef void (*plx_problem_fn)(void *arg, u64 block, const char *msg);
  */
 int plx_check(struct plx_store *s, plx_problem_fn fn, void *arg,
 	      struct plx_check_stats *stats);
+/* The same, reporting progress to @pfn (may be NULL) as it goes. */
+int plx_check_progress(struct plx_store *s, plx_problem_fn fn, void *arg,
+		       struct plx_check_stats *stats, plx_progress_fn pfn,
+		       void *parg);
+
+/* ---- Space accounting (usage.c) ---------------------------------------- */
+
+/* One extent type's blocks; blocks = extents * extent_blocks. */
+struct plx_usage_type {
+	u64 extents;
+	u64 blocks;
+	u64 bitmap_blocks;		/* the extents' own bitmaps */
+	u64 used;			/* allocated, bitmap blocks excluded */
+	u64 free;			/* blocks - bitmap_blocks - used */
+	u64 reclaimable;		/* used but reachable from nothing live */
+};
+
+/*
+ * One live VDI.  "data" counts data blocks, "meta" radix nodes (roots
+ * included); snapshot log blocks are counted store-wide only.  Exclusive:
+ * reachable from this VDI's live tree or non-deleted snapshots and from no
+ * other live VDI's; shared: also from at least one other (a clone and its
+ * parent share the blocks of the snapshot it was cloned from).
+ */
+struct plx_usage_vdi {
+	u64 id;
+	u64 snapshots;			/* non-deleted */
+	u64 data_mapped, meta_mapped;	/* the live tree alone */
+	u64 data_exclusive, meta_exclusive;
+	u64 data_shared, meta_shared;
+};
+
+struct plx_usage {
+	struct plx_usage_type type[4];	/* by enum plx_extent_type */
+	u64 held_extents;		/* catalogue names a holder host */
+	u64 held_vdis;			/* VDI lock held by a host */
+	u64 bad_vdis;			/* damaged records, not counted */
+	u64 log_blocks;			/* snapshot log blocks reachable */
+	u64 reachable;			/* every block reachable, logs too */
+	u64 nr_vdis;
+	struct plx_usage_vdi *vdis;	/* live VDIs, by id */
+};
+
+/*
+ * Account the space of an open store (read-only; on a store in use the
+ * figures are a slightly stale picture).  Needs 3 bits of memory per
+ * block of the store.  Fails on a damaged catalogue or a radix pointer
+ * that does not pass plx_check_addr().  Free @u with plx_usage_free().
+ */
+int plx_usage(struct plx_store *s, struct plx_usage *u, plx_progress_fn pfn,
+	      void *parg);
+void plx_usage_free(struct plx_usage *u);
 
 /* ---- JSON output (json.c) ---------------------------------------------- */
 
