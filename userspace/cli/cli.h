@@ -72,6 +72,8 @@ void cli_progress_fn(void *arg, const char *phase, u64 done, u64 total);
 void cli_progress_clear(struct cli_progress *p);
 /* Erase the bar for good. */
 void cli_progress_done(struct cli_progress *p);
+/* Options: --quiet (-q) and --help.  Returns -1 to go on, else a status. */
+int cli_quiet_only(int argc, char **argv, int nmin, int nmax, bool *quiet);
 
 /* ---- Cluster mode (cluster.c) ------------------------------------------- */
 

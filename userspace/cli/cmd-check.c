@@ -7,12 +7,15 @@
 struct check_out {
 	bool json;
 	u64 n;
+	struct cli_progress pr;
 };
 
 static void report(void *arg, u64 block, const char *msg)
 {
 	struct check_out *o = arg;
 
+	/* Problems go to stdout, maybe the same terminal as the bar. */
+	cli_progress_clear(&o->pr);
 	if (o->json) {
 		printf("%s\n  {\"block\": %llu, \"message\": ", o->n ? "," : "",
 		       (unsigned long long)block);
@@ -28,18 +31,23 @@ int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct check_out o = { 0 };
 	struct plx_check_stats st;
 	struct plx_store *s;
-	int c;
+	bool quiet = false;
+	int c, ret;
 
-	while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":hq", opts)) != -1) {
 		switch (c) {
 		case 'j':
 			o.json = true;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		case 'h':
 			return cli_help(cli_cmd);
@@ -62,7 +70,10 @@ int cmd_check(int argc, char **argv)
 	}
 	if (o.json)
 		printf("{\"problems\": [");
-	if (plx_check(s, report, &o, &st)) {
+	cli_progress_init(&o.pr, quiet);
+	ret = plx_check_progress(s, report, &o, &st, cli_progress_fn, &o.pr);
+	cli_progress_done(&o.pr);
+	if (ret) {
 		plx_close(s);
 		if (o.json)
 			printf("]}\n");

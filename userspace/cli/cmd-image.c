@@ -39,13 +39,15 @@ int cmd_import(int argc, char **argv)
 	struct cli_lock_req req = { 0 };
 	struct cli_cluster cl = { 0 };
 	struct plx_vdi_record *v;
+	struct cli_progress pr;
 	struct plx_io_stats st;
 	struct plx_store *s;
 	const char *file;
 	int ret, fd = 0, unlocked;
+	bool quiet;
 	u64 id;
 
-	ret = cli_only_help(argc, argv, 3, 3);
+	ret = cli_quiet_only(argc, argv, 3, 3, &quiet);
 	if (ret >= 0)
 		return ret;
 	file = argv[optind + 2];
@@ -78,7 +80,10 @@ int cmd_import(int argc, char **argv)
 		ret = cli_liberr();
 		goto out;
 	}
-	if (plx_import(s, id, fd, &st)) {
+	cli_progress_init(&pr, quiet);
+	ret = plx_import_progress(s, id, fd, &st, cli_progress_fn, &pr);
+	cli_progress_done(&pr);
+	if (ret) {
 		ret = cli_liberr();
 	} else {
 		fprintf(stderr, "imported %llu bytes into VDI %llu: %llu blocks written, %llu zero blocks skipped\n",
@@ -98,15 +103,16 @@ out:
 int cmd_export(int argc, char **argv)
 {
 	struct plx_vdi_record *v;
+	struct cli_progress pr;
 	struct plx_io_stats st;
 	struct plx_store *s;
 	struct plx_snap sn;
 	const char *what, *file;
 	u64 id, root;
-	bool is_snap;
+	bool is_snap, quiet;
 	int ret, fd;
 
-	ret = cli_only_help(argc, argv, 3, 3);
+	ret = cli_quiet_only(argc, argv, 3, 3, &quiet);
 	if (ret >= 0)
 		return ret;
 	what = argv[optind + 1];
@@ -133,7 +139,11 @@ int cmd_export(int argc, char **argv)
 			      strerror(errno));
 		goto out;
 	}
-	if (plx_export(s, root, v->height, le64_to_cpu(v->size), fd, &st))
+	cli_progress_init(&pr, quiet);
+	ret = plx_export_progress(s, root, v->height, le64_to_cpu(v->size), fd,
+				  &st, cli_progress_fn, &pr);
+	cli_progress_done(&pr);
+	if (ret)
 		ret = cli_liberr();
 	else
 		ret = EXIT_OK;

@@ -76,8 +76,11 @@ void cli_progress_fn(void *arg, const char *phase, u64 done, u64 total)
 	p->last = now;
 	if (done > total && total)
 		done = total;
-	n = snprintf(line, sizeof(line), "%s: %s: ",
-		     cli_cmd ? cli_cmd : "parallax", phase);
+	/* "gc: mark: ", but "import: " rather than "import: import: ". */
+	if (cli_cmd && strcmp(cli_cmd, phase))
+		n = snprintf(line, sizeof(line), "%s: %s: ", cli_cmd, phase);
+	else
+		n = snprintf(line, sizeof(line), "%s: ", phase);
 	if (total) {
 		/* "[=====>    ]  45% (123/456)" in the width left. */
 		char tail[64];
@@ -112,4 +115,27 @@ void cli_progress_done(struct cli_progress *p)
 {
 	cli_progress_clear(p);
 	p->on = false;
+}
+
+int cli_quiet_only(int argc, char **argv, int nmin, int nmax, bool *quiet)
+{
+	static const struct option opts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*quiet = false;
+	while ((c = cli_getopt(argc, argv, ":hq", opts)) != -1) {
+		if (c == 'q')
+			*quiet = true;
+		else if (c == 'h')
+			return cli_help(cli_cmd);
+		else
+			return EXIT_USAGE;
+	}
+	if (cli_nargs(argc, argv, nmin, nmax))
+		return EXIT_USAGE;
+	return -1;
 }

@@ -36,7 +36,17 @@ struct plx_ck {
 	u8 height;
 	u64 nblocks;			/* size of the tree's VDI, in blocks */
 	char what[64];			/* "VDI 3" or "snapshot 3@2" */
+	plx_progress_fn pfn;
+	void *parg;
+	u64 live;			/* live VDIs, the unit of the tree phases */
 };
+
+static void ck_progress(struct plx_ck *ck, const char *phase, u64 done,
+			u64 total)
+{
+	if (ck->pfn)
+		ck->pfn(ck->parg, phase, done, total);
+}
 
 static bool bt(const u64 *m, u64 b)
 {
@@ -216,6 +226,7 @@ static void ck_live_trees(struct plx_ck *ck)
 
 		if (!ck_live(s, id))
 			continue;
+		ck_progress(ck, "live trees", ck->st->vdis, ck->live);
 		ck->st->vdis++;
 		snprintf(ck->what, sizeof(ck->what), "VDI %llu",
 			 (unsigned long long)id);
@@ -228,13 +239,14 @@ static void ck_snapshots(struct plx_ck *ck)
 {
 	struct plx_store *s = ck->s;
 	struct plx_snaplist l;
-	u64 id, i;
+	u64 id, i, done = 0;
 
 	for (id = 1; id <= s->geo.registry_slots; id++) {
 		struct plx_vdi_record *v = &s->slots[id - 1].rec;
 
 		if (!ck_live(s, id))
 			continue;
+		ck_progress(ck, "snapshots", done++, ck->live);
 		if (plx_snaplog_load(s, id, &l)) {
 			problem(ck, le64_to_cpu(v->snaplog_head), "%s",
 				plx_errmsg());
@@ -337,10 +349,15 @@ static void ck_bitmaps(struct plx_ck *ck)
 	u64 e, off;
 
 	for (e = s->geo.system_extents; e < s->geo.nr_extents; e++) {
-		struct plx_extent_bm *bm = plx_bitmap_load(s, e);
+		struct plx_extent_bm *bm;
 		u64 base = e << s->geo.extent_shift;
 		u64 bmb;
 		u32 bit;
+
+		if (!((e - s->geo.system_extents) & 15))
+			ck_progress(ck, "bitmaps", e - s->geo.system_extents,
+				    s->geo.nr_extents - s->geo.system_extents);
+		bm = plx_bitmap_load(s, e);
 
 		if (!bm) {
 			problem(ck, s->bm[e].err_block, "%s", plx_errmsg());
@@ -413,10 +430,18 @@ static void ck_count(struct plx_ck *ck)
 int plx_check(struct plx_store *s, plx_problem_fn fn, void *arg,
 	      struct plx_check_stats *stats)
 {
+	return plx_check_progress(s, fn, arg, stats, NULL, NULL);
+}
+
+int plx_check_progress(struct plx_store *s, plx_problem_fn fn, void *arg,
+		       struct plx_check_stats *stats, plx_progress_fn pfn,
+		       void *parg)
+{
 	u64 words = (s->geo.nr_blocks + 63) / 64;
 	u64 *maps[3 + PLX_MAX_HEIGHT];
 	struct plx_ck ck;
 	int i, ret = -1;
+	u64 id;
 
 	memset(stats, 0, sizeof(*stats));
 	memset(&ck, 0, sizeof(ck));
@@ -424,6 +449,11 @@ int plx_check(struct plx_store *s, plx_problem_fn fn, void *arg,
 	ck.fn = fn;
 	ck.arg = arg;
 	ck.st = stats;
+	ck.pfn = pfn;
+	ck.parg = parg;
+	for (id = 1; id <= s->geo.registry_slots; id++)
+		if (ck_live(s, id))
+			ck.live++;
 	for (i = 0; i < 3 + PLX_MAX_HEIGHT; i++)
 		maps[i] = calloc(words, sizeof(u64));
 	for (i = 0; i < 3 + PLX_MAX_HEIGHT; i++)

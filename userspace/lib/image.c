@@ -61,10 +61,18 @@ static int plx_write_full(int fd, const u8 *buf, size_t len)
 
 int plx_import(struct plx_store *s, u64 id, int fd, struct plx_io_stats *st)
 {
+	return plx_import_progress(s, id, fd, st, NULL, NULL);
+}
+
+/* Progress in blocks of the image; the total is unknown for a pipe. */
+int plx_import_progress(struct plx_store *s, u64 id, int fd,
+			struct plx_io_stats *st, plx_progress_fn pfn,
+			void *parg)
+{
 	struct plx_vdi_record *v = plx_vdi_get_modifiable(s, id);
 	struct plx_writer *w;
 	struct stat sb;
-	u64 size, pos = 0;
+	u64 size, pos = 0, total = 0;
 	u8 *buf;
 	int ret = -1;
 
@@ -80,6 +88,8 @@ int plx_import(struct plx_store *s, u64 id, int fd, struct plx_io_stats *st)
 			   (unsigned long long)id, (unsigned long long)size);
 		return -1;
 	}
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+		total = ((u64)sb.st_size + PLX_BLOCK_SIZE - 1) >> PLX_BLOCK_SHIFT;
 	buf = malloc(PLX_IO_CHUNK);
 	w = buf ? plx_writer_open(s, id) : NULL;
 	if (!w) {
@@ -89,8 +99,12 @@ int plx_import(struct plx_store *s, u64 id, int fd, struct plx_io_stats *st)
 		return -1;
 	}
 	for (;;) {
-		ssize_t n = plx_read_full(fd, buf, PLX_IO_CHUNK);
+		ssize_t n;
 		size_t off;
+
+		if (pfn)
+			pfn(parg, "import", pos >> PLX_BLOCK_SHIFT, total);
+		n = plx_read_full(fd, buf, PLX_IO_CHUNK);
 
 		if (n < 0) {
 			plx_seterr(PLX_EK_STORE, "cannot read image: %s",
@@ -149,6 +163,8 @@ struct plx_export_ctx {
 	u64 out_pos;			/* bytes emitted (streams only) */
 	u8 *buf;
 	struct plx_io_stats *st;
+	plx_progress_fn pfn;
+	void *parg;
 };
 
 static int plx_emit_zeros(struct plx_export_ctx *x, u64 upto)
@@ -215,6 +231,8 @@ static int plx_export_block(void *arg, u64 vblock, u64 pblock)
 	}
 	if (plx_run_flush(x))
 		return -1;
+	if (x->pfn)
+		x->pfn(x->parg, "export", vblock, x->size_blocks);
 	x->run_v = vblock;
 	x->run_p = pblock;
 	x->run_len = 1;
@@ -223,6 +241,14 @@ static int plx_export_block(void *arg, u64 vblock, u64 pblock)
 
 int plx_export(struct plx_store *s, u64 root, u8 height, u64 size, int fd,
 	       struct plx_io_stats *st)
+{
+	return plx_export_progress(s, root, height, size, fd, st, NULL, NULL);
+}
+
+/* Progress in virtual blocks of the VDI. */
+int plx_export_progress(struct plx_store *s, u64 root, u8 height, u64 size,
+			int fd, struct plx_io_stats *st, plx_progress_fn pfn,
+			void *parg)
 {
 	struct plx_export_ctx x;
 	struct stat sb;
@@ -235,6 +261,8 @@ int plx_export(struct plx_store *s, u64 root, u8 height, u64 size, int fd,
 	x.size = size;
 	x.size_blocks = (size + PLX_BLOCK_SIZE - 1) >> PLX_BLOCK_SHIFT;
 	x.st = st;
+	x.pfn = pfn;
+	x.parg = parg;
 	x.seekable = !fstat(fd, &sb) && S_ISREG(sb.st_mode);
 	x.buf = malloc(PLX_IO_CHUNK);
 	if (!x.buf) {

@@ -317,6 +317,18 @@ int plx_check_progress(struct plx_store *s, plx_problem_fn fn, void *arg,
 		       struct plx_check_stats *stats, plx_progress_fn pfn,
 		       void *parg);
 
+/*
+ * plx_import() and plx_export() reporting progress to @pfn (may be NULL):
+ * in blocks of the image (total 0 when reading a pipe), in virtual blocks
+ * of the VDI.  Declared here, after plx_progress_fn.
+ */
+int plx_import_progress(struct plx_store *s, u64 id, int fd,
+			struct plx_io_stats *st, plx_progress_fn pfn,
+			void *parg);
+int plx_export_progress(struct plx_store *s, u64 root, u8 height, u64 size,
+			int fd, struct plx_io_stats *st, plx_progress_fn pfn,
+			void *parg);
+
 /* ---- Space accounting (usage.c) ---------------------------------------- */
 
 /* One extent type's blocks; blocks = extents * extent_blocks. */
