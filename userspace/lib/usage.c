@@ -303,6 +303,12 @@ static int us_bitmaps(struct plx_us *u, struct plx_usage *us)
 			const u8 *bits = bm->blk[off / PLX_BITS_PER_BITMAP].bits;
 			u64 bo = off % PLX_BITS_PER_BITMAP;
 
+			/* Mostly empty stores: skip free bytes whole. */
+			if (!(bo % 8) && !bits[bo / 8] &&
+			    off + 8 <= s->geo.extent_blocks) {
+				off += 7;
+				continue;
+			}
 			if (!(bits[bo / 8] & (1U << (bo % 8))))
 				continue;
 			ut->used++;
