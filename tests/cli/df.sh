@@ -116,13 +116,13 @@ bar_shown export && ok "export draws a progress bar on a terminal" ||
 cmp -s <(head -c 24M "$T/bar.out") "$T/bar.raw" && ok "export with a bar exports the data" ||
 	not_ok "export with a bar exports the data"
 tty "$P" check "$B"
-bar_shown "check: live trees" && ok "check draws a progress bar on a terminal" ||
+bar_shown "check: trees" && ok "check draws a progress bar on a terminal" ||
 	not_ok "check draws no bar on a terminal"
 grep -aq $'\r *\rclean: 0 problems' "$T/tty" &&
 	ok "check erases the bar before its result" ||
 	not_ok "check does not erase the bar before its result"
 tty "$P" df "$B"
-bar_shown "df: vdis" && ok "df draws a progress bar on a terminal" ||
+bar_shown "df: trees" && ok "df draws a progress bar on a terminal" ||
 	not_ok "df draws no bar on a terminal"
 
 for c in "import $B v $T/bar.raw" "export $B v $T/bar.out" "check $B" "df $B"; do

@@ -38,7 +38,7 @@ struct plx_ck {
 	char what[64];			/* "VDI 3" or "snapshot 3@2" */
 	plx_progress_fn pfn;
 	void *parg;
-	u64 live;			/* live VDIs, the unit of the tree phases */
+	u64 meta_used;			/* catalogue's count: about the nodes */
 };
 
 static void ck_progress(struct plx_ck *ck, const char *phase, u64 done,
@@ -104,7 +104,8 @@ static void ck_walk(struct plx_ck *ck, u64 node, unsigned int level,
 
 	bs(ck->lvl[level], node);
 	ck->path[level] = node;
-	ck->st->nodes++;
+	if (!(ck->st->nodes++ & 255))
+		ck_progress(ck, "trees", ck->st->nodes, ck->meta_used);
 	if (plx_read_block(s, node, &n)) {
 		problem(ck, node, "%s", plx_errmsg());
 		return;
@@ -226,7 +227,6 @@ static void ck_live_trees(struct plx_ck *ck)
 
 		if (!ck_live(s, id))
 			continue;
-		ck_progress(ck, "live trees", ck->st->vdis, ck->live);
 		ck->st->vdis++;
 		snprintf(ck->what, sizeof(ck->what), "VDI %llu",
 			 (unsigned long long)id);
@@ -239,14 +239,13 @@ static void ck_snapshots(struct plx_ck *ck)
 {
 	struct plx_store *s = ck->s;
 	struct plx_snaplist l;
-	u64 id, i, done = 0;
+	u64 id, i;
 
 	for (id = 1; id <= s->geo.registry_slots; id++) {
 		struct plx_vdi_record *v = &s->slots[id - 1].rec;
 
 		if (!ck_live(s, id))
 			continue;
-		ck_progress(ck, "snapshots", done++, ck->live);
 		if (plx_snaplog_load(s, id, &l)) {
 			problem(ck, le64_to_cpu(v->snaplog_head), "%s",
 				plx_errmsg());
@@ -441,7 +440,7 @@ int plx_check_progress(struct plx_store *s, plx_problem_fn fn, void *arg,
 	u64 *maps[3 + PLX_MAX_HEIGHT];
 	struct plx_ck ck;
 	int i, ret = -1;
-	u64 id;
+	u64 e;
 
 	memset(stats, 0, sizeof(*stats));
 	memset(&ck, 0, sizeof(ck));
@@ -451,9 +450,19 @@ int plx_check_progress(struct plx_store *s, plx_problem_fn fn, void *arg,
 	ck.st = stats;
 	ck.pfn = pfn;
 	ck.parg = parg;
-	for (id = 1; id <= s->geo.registry_slots; id++)
-		if (ck_live(s, id))
-			ck.live++;
+	/*
+	 * The trees phase counts nodes against the metadata blocks the
+	 * catalogue says are allocated: about as many, maybe less (advisory
+	 * counts, garbage, log blocks).
+	 */
+	for (e = s->geo.system_extents; e < s->geo.nr_extents; e++) {
+		const struct plx_catalogue_block *cb =
+			&s->cat[e / PLX_CATALOGUE_PER_BLOCK];
+
+		if (s->ext_type[e] == PLX_EXT_METADATA)
+			ck.meta_used += le32_to_cpu(cb->entries[e %
+						    PLX_CATALOGUE_PER_BLOCK].used);
+	}
 	for (i = 0; i < 3 + PLX_MAX_HEIGHT; i++)
 		maps[i] = calloc(words, sizeof(u64));
 	for (i = 0; i < 3 + PLX_MAX_HEIGHT; i++)

@@ -66,6 +66,18 @@ static bool us_add(struct plx_us *u, u64 b, bool data)
 	return true;
 }
 
+static void us_progress(struct plx_us *u, const char *phase)
+{
+	if (u->pfn)
+		u->pfn(u->parg, phase, u->done, u->total);
+}
+
+static const struct plx_extent_entry *us_cat(struct plx_store *s, u64 e)
+{
+	return &s->cat[e / PLX_CATALOGUE_PER_BLOCK]
+			.entries[e % PLX_CATALOGUE_PER_BLOCK];
+}
+
 static int us_walk(struct plx_us *u, u64 node, unsigned int level)
 {
 	struct plx_store *s = u->s;
@@ -74,6 +86,8 @@ static int us_walk(struct plx_us *u, u64 node, unsigned int level)
 
 	if (plx_read_block(s, node, &n))
 		return -1;
+	if (!(u->done++ & 255))
+		us_progress(u, "trees");
 	for (i = 0; i < PLX_PTRS_PER_NODE; i++) {
 		u64 p = le64_to_cpu(n.ptr[i]);
 		u64 addr = plx_ptr_addr(p);
@@ -209,12 +223,6 @@ static void us_count(struct plx_us *u, struct plx_usage_vdi *uv)
 	}
 }
 
-static void us_progress(struct plx_us *u, const char *phase)
-{
-	if (u->pfn)
-		u->pfn(u->parg, phase, u->done, u->total);
-}
-
 /* Log chains and clones' parent_log blocks: reachable, in no VDI's figures. */
 static int us_logs(struct plx_us *u, struct plx_usage *us)
 {
@@ -253,9 +261,7 @@ static void us_extents(struct plx_us *u, struct plx_usage *us)
 
 	for (e = 0; e < s->geo.nr_extents; e++) {
 		enum plx_extent_type t = s->ext_type[e];
-		const struct plx_extent_entry *en =
-			&s->cat[e / PLX_CATALOGUE_PER_BLOCK]
-				 .entries[e % PLX_CATALOGUE_PER_BLOCK];
+		const struct plx_extent_entry *en = us_cat(s, e);
 		struct plx_usage_type *ut;
 
 		if (e < s->geo.system_extents)
@@ -337,7 +343,7 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 	      void *parg)
 {
 	struct plx_us u;
-	u64 id, i, n = 0;
+	u64 id, i, e, n = 0;
 	u64 *maps[3];
 	int ret = -1;
 
@@ -374,18 +380,22 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 			us->held_vdis++;
 	}
 
-	u.total = 2 * us->nr_vdis;
-	for (i = 0; i < us->nr_vdis; i++, u.done++) {
-		us_progress(&u, "vdis");
+	/*
+	 * Progress of the walks: nodes read against twice the metadata
+	 * blocks the catalogue says are allocated (advisory, an estimate).
+	 */
+	for (e = s->geo.system_extents; e < s->geo.nr_extents; e++)
+		if (s->ext_type[e] == PLX_EXT_METADATA)
+			u.total += 2 * (u64)le32_to_cpu(us_cat(s, e)->used);
+	for (i = 0; i < us->nr_vdis; i++) {
 		if (us_vdi(&u, &us->vdis[i]))
 			goto out;
 		us_fold(&u);
 	}
 	/* The second walk recomputes the same figures: start them afresh. */
-	for (i = 0; i < us->nr_vdis; i++, u.done++) {
+	for (i = 0; i < us->nr_vdis; i++) {
 		struct plx_usage_vdi *uv = &us->vdis[i];
 
-		us_progress(&u, "vdis");
 		if (us_vdi(&u, uv))
 			goto out;
 		us_count(&u, uv);
