@@ -90,9 +90,9 @@ truncate -s 256M "$B"
 "$P" create "$B" v --size 64M >/dev/null
 head -c 24M /dev/urandom >"$T/bar.raw"
 
-# tty CMD...: run CMD on a pseudo-terminal; the typescript (stdout and
+# on_tty CMD...: run CMD on a pseudo-terminal; the typescript (stdout and
 # stderr together) goes to $T/tty.
-tty() {
+on_tty() {
 	local cmd
 	printf -v cmd '%q ' "$@"
 	script -qec "$cmd" /dev/null >"$T/tty" 2>&1 </dev/null
@@ -104,30 +104,35 @@ bar_shown() {
 }
 
 export PARALLAX_PROGRESS_DELAY_MS=0
-tty "$P" import "$B" v "$T/bar.raw"
+on_tty "$P" import "$B" v "$T/bar.raw"
 bar_shown import && ok "import draws a progress bar on a terminal" ||
 	{ not_ok "import draws no bar on a terminal"; od -c "$T/tty" | head -5 | sed 's/^/# /'; }
 grep -aq $'\r *\rimported 25165824 bytes' "$T/tty" &&
 	ok "import erases the bar before its summary line" ||
 	not_ok "import does not erase the bar before its summary"
-tty "$P" export "$B" v "$T/bar.out"
+# From a pipe the size is unknown: the bar is a count of blocks.
+on_tty sh -c "cat '$T/bar.raw' | '$P' import '$B' v -"
+grep -aq $'\rimport: [0-9][0-9]* *\r' "$T/tty" &&
+	ok "import from a pipe counts blocks on a terminal" ||
+	not_ok "import from a pipe shows no count"
+on_tty "$P" export "$B" v "$T/bar.out"
 bar_shown export && ok "export draws a progress bar on a terminal" ||
 	not_ok "export draws no bar on a terminal"
 cmp -s <(head -c 24M "$T/bar.out") "$T/bar.raw" && ok "export with a bar exports the data" ||
 	not_ok "export with a bar exports the data"
-tty "$P" check "$B"
+on_tty "$P" check "$B"
 bar_shown "check: trees" && ok "check draws a progress bar on a terminal" ||
 	not_ok "check draws no bar on a terminal"
 grep -aq $'\r *\rclean: 0 problems' "$T/tty" &&
 	ok "check erases the bar before its result" ||
 	not_ok "check does not erase the bar before its result"
-tty "$P" df "$B"
+on_tty "$P" df "$B"
 bar_shown "df: trees" && ok "df draws a progress bar on a terminal" ||
 	not_ok "df draws no bar on a terminal"
 
 for c in "import $B v $T/bar.raw" "export $B v $T/bar.out" "check $B" "df $B"; do
 	# shellcheck disable=SC2086
-	tty "$P" ${c%% *} --quiet ${c#* }
+	on_tty "$P" ${c%% *} --quiet ${c#* }
 	rc=$?
 	# On a terminal every "\n" arrives as "\r\n": a "\r" followed by
 	# anything else is a bar (or its erasure).
@@ -148,7 +153,7 @@ for c in "import $B v $T/bar.raw" "export $B v $T/bar.out" "check $B" "df $B"; d
 done
 unset PARALLAX_PROGRESS_DELAY_MS
 # With the default delay of one second, a quick command shows nothing.
-tty "$P" check "$B"
+on_tty "$P" check "$B"
 grep -aq $'\r.' "$T/tty" && not_ok "a quick check draws a bar" ||
 	ok "a check shorter than a second draws no bar"
 finish
