@@ -262,7 +262,7 @@ static const char help_df[] =
 "    cloned from with its parent); and its number of snapshots.\n\n"
 "    Nothing is written or locked, so df works on a store in use: the\n"
 "    figures are then a slightly stale picture, and df says so.  It\n"
-"    needs 3 bits of memory per block of the store (96 MiB per TiB) and\n"
+"    needs 4 bits of memory per block of the store (128 MiB per TiB) and\n"
 "    reads every tree twice.\n\n"
 "OPTIONS\n"
 "    --json              print one JSON object: block_size, types.{data,\n"

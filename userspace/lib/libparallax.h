@@ -382,7 +382,7 @@ struct plx_usage {
 
 /*
  * Account the space of an open store (read-only; on a store in use the
- * figures are a slightly stale picture).  Needs 3 bits of memory per
+ * figures are a slightly stale picture).  Needs 4 bits of memory per
  * block of the store.  Fails on a damaged catalogue or a radix pointer
  * that does not pass plx_check_addr().  Free @u with plx_usage_free().
  */

@@ -13,9 +13,10 @@
  * block; instead each VDI's blocks are collected in a scratch bitmap (cur)
  * and folded into "reached by one" and "reached by two or more" bitmaps
  * (one, multi), then every VDI is walked a second time and its blocks
- * counted against multi.  That is 3 bits per block (plus 1/64 bit for
+ * counted against multi.  With the allocation bits read from the
+ * extents' bitmaps (alloc) that is 4 bits per block, plus 1/64 bit for
  * the index of cur's non-zero words, so that clearing cur costs what the
- * VDI reached, not the store's size): 96 MiB for a 1 TiB store, at the
+ * VDI reached, not the store's size: 128 MiB for a 1 TiB store, at the
  * price of reading every tree twice.  Within a VDI a node already in cur
  * is not walked again, so snapshots sharing most of the live tree cost
  * only their differences (and a corrupt tree with a cycle terminates).
@@ -24,16 +25,27 @@
  * targets keep allocating and snapshotting while this reads, so the
  * figures are a slightly stale picture, which is all a report needs.
  * Trees are never freed but by the collector, so the walk itself does not
- * meet recycled blocks unless a collection runs at the same time.
+ * meet recycled blocks unless a collection runs at the same time.  On a
+ * block device, whose page cache the targets' bios bypass, the cached
+ * pages are dropped first and the catalogue and registry read again; the
+ * bitmaps are read before the trees, so that a block allocated and linked
+ * while df runs is not taken for garbage; and a link into an extent that
+ * was typed after the catalogue was read makes df read the catalogue
+ * block again.
  */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "libparallax.h"
 
 struct plx_us {
 	struct plx_store *s;
 	u64 words;			/* u64 words per block bitmap */
-	u64 *cur, *dirty, *one, *multi;
+	u64 *cur, *dirty, *one, *multi, *alloc;
+	u8 *bm_type;			/* type of each extent at bitmap time */
+	u8 *bm_buf;			/* one extent's bitmap blocks */
+	bool live;			/* a block device: maybe in use */
 	u64 new_data, new_meta;		/* bits newly set in cur */
 	plx_progress_fn pfn;
 	void *parg;
@@ -78,6 +90,50 @@ static const struct plx_extent_entry *us_cat(struct plx_store *s, u64 e)
 			.entries[e % PLX_CATALOGUE_PER_BLOCK];
 }
 
+/* Catalogue block @i as it is on disk now; types of its extents too. */
+static int us_cat_read(struct plx_store *s, u64 i)
+{
+	struct plx_catalogue_block cb;
+	enum plx_err err;
+	u64 e;
+
+	if (plx_read_fresh(s, s->geo.catalogue_start + i, 1, &cb))
+		return -1;
+	err = plx_catalogue_check(&s->geo, &cb, i);
+	if (err) {
+		plx_seterr(PLX_EK_STORE, "block %llu: catalogue: %s",
+			   (unsigned long long)(s->geo.catalogue_start + i),
+			   plx_strerror(err));
+		return -1;
+	}
+	s->cat[i] = cb;
+	s->cat_err[i] = PLX_OK;
+	for (e = i * PLX_CATALOGUE_PER_BLOCK; e < s->geo.nr_extents &&
+	     e < (i + 1) * PLX_CATALOGUE_PER_BLOCK; e++)
+		if (e >= s->geo.system_extents)
+			s->ext_type[e] =
+				cb.entries[e % PLX_CATALOGUE_PER_BLOCK].type;
+	return 0;
+}
+
+/*
+ * plx_check_addr(), but on a store in use an extent may have been typed
+ * (granted) after the catalogue was read: read its entry again once.
+ */
+static enum plx_err us_check_addr(struct plx_us *u, u64 b,
+				  enum plx_extent_type want)
+{
+	struct plx_store *s = u->s;
+	enum plx_err err = plx_check_addr(&s->geo, b, want);
+	u64 e = b >> s->geo.extent_shift;
+
+	if (err && u->live && b < s->geo.nr_blocks &&
+	    e >= s->geo.system_extents && s->ext_type[e] == PLX_EXT_FREE &&
+	    !us_cat_read(s, e / PLX_CATALOGUE_PER_BLOCK))
+		err = plx_check_addr(&s->geo, b, want);
+	return err;
+}
+
 static int us_walk(struct plx_us *u, u64 node, unsigned int level)
 {
 	struct plx_store *s = u->s;
@@ -95,7 +151,7 @@ static int us_walk(struct plx_us *u, u64 node, unsigned int level)
 
 		if (!p)
 			continue;
-		err = plx_check_addr(&s->geo, addr, plx_child_type(level));
+		err = us_check_addr(u, addr, plx_child_type(level));
 		if (err) {
 			plx_seterr(PLX_EK_STORE,
 				   "block %llu: radix node entry %u -> %llu: %s (see parallax check)",
@@ -113,7 +169,7 @@ static int us_walk(struct plx_us *u, u64 node, unsigned int level)
 
 static int us_tree(struct plx_us *u, u64 root, u8 height)
 {
-	enum plx_err err = plx_check_addr(&u->s->geo, root, PLX_EXT_METADATA);
+	enum plx_err err = us_check_addr(u, root, PLX_EXT_METADATA);
 
 	if (err || !height || height > PLX_MAX_HEIGHT) {
 		plx_seterr(PLX_EK_STORE, "block %llu: bad radix root: %s",
@@ -245,7 +301,7 @@ static int us_logs(struct plx_us *u, struct plx_usage *us)
 		plx_snaplist_free(&l);
 		log = le64_to_cpu(v->parent_log);
 		if (v->parent_vdi && log &&
-		    !plx_check_addr(&s->geo, log, PLX_EXT_METADATA) &&
+		    !us_check_addr(u, log, PLX_EXT_METADATA) &&
 		    !us_test(u->one, log)) {
 			us->log_blocks++;
 			us_mark(u->one, log);
@@ -282,7 +338,33 @@ static void us_extents(struct plx_us *u, struct plx_usage *us)
 	}
 }
 
-/* Bitmaps: used and reclaimable per type; errors are the caller's. */
+/* Extent @e's bitmap blocks into u->bm_buf, verified (twice if in use). */
+static int us_bitmap_read(struct plx_us *u, u64 e)
+{
+	struct plx_store *s = u->s;
+	u64 base = e << s->geo.extent_shift, i = 0;
+	enum plx_err err = PLX_OK;
+	int tries;
+
+	for (tries = u->live ? 2 : 1; tries; tries--) {
+		if (plx_read_fresh(s, base, s->geo.bitmap_blocks, u->bm_buf))
+			return -1;
+		for (i = 0, err = PLX_OK; i < s->geo.bitmap_blocks; i++) {
+			err = plx_block_verify(u->bm_buf + i * PLX_BLOCK_SIZE,
+					       PLX_MAGIC_BITMAP, base + i,
+					       s->geo.uuid);
+			if (err)
+				break;
+		}
+		if (!err)
+			return 0;
+	}
+	plx_seterr(PLX_EK_STORE, "block %llu: allocation bitmap: %s",
+		   (unsigned long long)(base + i), plx_strerror(err));
+	return -1;
+}
+
+/* Bitmaps: used per type, and the allocated blocks into alloc. */
 static int us_bitmaps(struct plx_us *u, struct plx_usage *us)
 {
 	struct plx_store *s = u->s;
@@ -292,7 +374,6 @@ static int us_bitmaps(struct plx_us *u, struct plx_usage *us)
 	u->total = s->geo.nr_extents - s->geo.system_extents;
 	for (e = s->geo.system_extents; e < s->geo.nr_extents; e++, u->done++) {
 		enum plx_extent_type t = s->ext_type[e];
-		struct plx_extent_bm *bm;
 		u64 base = e << s->geo.extent_shift;
 		struct plx_usage_type *ut;
 
@@ -300,37 +381,51 @@ static int us_bitmaps(struct plx_us *u, struct plx_usage *us)
 			us_progress(u, "bitmaps");
 		if (t != PLX_EXT_DATA && t != PLX_EXT_METADATA)
 			t = PLX_EXT_FREE;
+		u->bm_type[e] = t;
 		ut = &us->type[t];
-		bm = plx_bitmap_load(s, e);
-		if (!bm)
+		if (us_bitmap_read(u, e))
 			return -1;
 		for (off = s->geo.bitmap_blocks; off < s->geo.extent_blocks;
 		     off++) {
-			const u8 *bits = bm->blk[off / PLX_BITS_PER_BITMAP].bits;
+			const struct plx_bitmap_block *bb = (const void *)
+				(u->bm_buf + off / PLX_BITS_PER_BITMAP *
+					     PLX_BLOCK_SIZE);
 			u64 bo = off % PLX_BITS_PER_BITMAP;
 
 			/* Mostly empty stores: skip free bytes whole. */
-			if (!(bo % 8) && !bits[bo / 8] &&
+			if (!(bo % 8) && !bb->bits[bo / 8] &&
 			    off + 8 <= s->geo.extent_blocks) {
 				off += 7;
 				continue;
 			}
-			if (!(bits[bo / 8] & (1U << (bo % 8))))
+			if (!(bb->bits[bo / 8] & (1U << (bo % 8))))
 				continue;
 			ut->used++;
 			ut->free--;
-			if (!us_test(u->one, base + off))
-				ut->reclaimable++;
+			us_mark(u->alloc, base + off);
 		}
-		/* Loaded bitmaps are not needed again: keep memory flat. */
-		free(bm->blk);
-		free(bm->dirty);
-		bm->blk = NULL;
-		bm->dirty = NULL;
 	}
 	u->done = u->total;
 	us_progress(u, "bitmaps");
 	return 0;
+}
+
+/* Allocated at bitmap time and reached from nothing: per extent type. */
+static void us_reclaimable(struct plx_us *u, struct plx_usage *us)
+{
+	struct plx_store *s = u->s;
+	u64 w;
+
+	for (w = (s->geo.system_extents << s->geo.extent_shift) / 64;
+	     w < u->words; w++) {
+		u64 r = u->alloc[w] & ~u->one[w];
+		u8 t;
+
+		if (!r)
+			continue;
+		t = u->bm_type[(w * 64) >> s->geo.extent_shift];
+		us->type[t].reclaimable += (u64)__builtin_popcountll(r);
+	}
 }
 
 void plx_usage_free(struct plx_usage *us)
@@ -344,20 +439,38 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 {
 	struct plx_us u;
 	u64 id, i, e, n = 0;
-	u64 *maps[3];
+	u64 *maps[4];
+	struct stat st;
 	int ret = -1;
 
 	memset(us, 0, sizeof(*us));
 	memset(&u, 0, sizeof(u));
-	if (plx_store_sane(s))
-		return -1;
 	u.s = s;
 	u.pfn = pfn;
 	u.parg = parg;
+	u.live = !fstat(s->fd, &st) && S_ISBLK(st.st_mode);
+	if (u.live) {
+		/*
+		 * The targets write with bios that bypass the page cache:
+		 * forget what is cached, then read the catalogue and the
+		 * registry again, in that order (a VDI's blocks are in
+		 * extents typed before the record linking them is written).
+		 */
+		posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
+		for (i = 0; i < s->geo.catalogue_blocks; i++)
+			if (us_cat_read(s, i))
+				return -1;
+		if (plx_registry_reload(s))
+			return -1;
+	}
+	if (plx_store_sane(s))
+		return -1;
 	u.words = (s->geo.nr_blocks + 63) / 64;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		maps[i] = calloc(u.words, sizeof(u64));
 	u.dirty = calloc((u.words + 63) / 64, sizeof(u64));
+	u.bm_type = calloc(s->geo.nr_extents, 1);
+	u.bm_buf = malloc(s->geo.bitmap_blocks * PLX_BLOCK_SIZE);
 	for (id = 1; id <= s->geo.registry_slots; id++) {
 		if (s->slots[id - 1].state == PLX_SLOT_BAD)
 			us->bad_vdis++;
@@ -365,13 +478,15 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 			n++;
 	}
 	us->vdis = calloc(n ? n : 1, sizeof(*us->vdis));
-	if (!maps[0] || !maps[1] || !maps[2] || !u.dirty || !us->vdis) {
+	if (!maps[0] || !maps[1] || !maps[2] || !maps[3] || !u.dirty ||
+	    !u.bm_type || !u.bm_buf || !us->vdis) {
 		plx_seterr(PLX_EK_STORE, "out of memory");
 		goto out;
 	}
 	u.cur = maps[0];
 	u.one = maps[1];
 	u.multi = maps[2];
+	u.alloc = maps[3];
 	for (id = 1; id <= s->geo.registry_slots; id++) {
 		if (!us_live(s, id))
 			continue;
@@ -380,10 +495,17 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 			us->held_vdis++;
 	}
 
+	/* Bitmaps before trees: see the top of this file. */
+	us_extents(&u, us);
+	if (us_bitmaps(&u, us))
+		goto out;
+
 	/*
 	 * Progress of the walks: nodes read against twice the metadata
 	 * blocks the catalogue says are allocated (advisory, an estimate).
 	 */
+	u.done = 0;
+	u.total = 0;
 	for (e = s->geo.system_extents; e < s->geo.nr_extents; e++)
 		if (s->ext_type[e] == PLX_EXT_METADATA)
 			u.total += 2 * (u64)le32_to_cpu(us_cat(s, e)->used);
@@ -392,7 +514,7 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 			goto out;
 		us_fold(&u);
 	}
-	/* The second walk recomputes the same figures: start them afresh. */
+	/* The second walk counts each VDI's blocks against multi. */
 	for (i = 0; i < us->nr_vdis; i++) {
 		struct plx_usage_vdi *uv = &us->vdis[i];
 
@@ -404,14 +526,14 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 		goto out;
 	for (i = 0; i < u.words; i++)
 		us->reachable += (u64)__builtin_popcountll(u.one[i]);
-	us_extents(&u, us);
-	if (us_bitmaps(&u, us))
-		goto out;
+	us_reclaimable(&u, us);
 	ret = 0;
 out:
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		free(maps[i]);
 	free(u.dirty);
+	free(u.bm_type);
+	free(u.bm_buf);
 	if (ret)
 		plx_usage_free(us);
 	return ret;
