@@ -26,14 +26,13 @@
  * figures are a slightly stale picture, which is all a report needs.
  * Trees are never freed but by the collector, so the walk itself does not
  * meet recycled blocks unless a collection runs at the same time.  On a
- * block device, whose page cache the targets' bios bypass, the cached
- * pages are dropped first and the catalogue and registry read again; the
+ * block device, whose page cache the targets' bios bypass, plx_open()
+ * dropped the cached pages, and bitmaps are read past the cache; the
  * bitmaps are read before the trees, so that a block allocated and linked
  * while df runs is not taken for garbage; and a link into an extent that
  * was typed after the catalogue was read makes df read the catalogue
  * block again.
  */
-#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -448,21 +447,12 @@ int plx_usage(struct plx_store *s, struct plx_usage *us, plx_progress_fn pfn,
 	u.s = s;
 	u.pfn = pfn;
 	u.parg = parg;
+	/*
+	 * plx_open() dropped the device's cached pages (the targets write
+	 * with bios that bypass them) before it read the catalogue, then
+	 * the registry, so the first read of every block here is fresh.
+	 */
 	u.live = !fstat(s->fd, &st) && S_ISBLK(st.st_mode);
-	if (u.live) {
-		/*
-		 * The targets write with bios that bypass the page cache:
-		 * forget what is cached, then read the catalogue and the
-		 * registry again, in that order (a VDI's blocks are in
-		 * extents typed before the record linking them is written).
-		 */
-		posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
-		for (i = 0; i < s->geo.catalogue_blocks; i++)
-			if (us_cat_read(s, i))
-				return -1;
-		if (plx_registry_reload(s))
-			return -1;
-	}
 	if (plx_store_sane(s))
 		return -1;
 	u.words = (s->geo.nr_blocks + 63) / 64;
