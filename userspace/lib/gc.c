@@ -185,6 +185,20 @@ static int add_log(struct gc *gc, u64 b)
 }
 
 /*
+ * A clone names the log block that held its snapshot when it was made; a
+ * newer copy of that block may have superseded it in its parent's chain,
+ * but check still follows it while the parent lives.
+ */
+static bool clone_of_live(struct plx_store *s, const struct plx_vdi_record *v)
+{
+	u64 pid = le64_to_cpu(v->parent_vdi);
+
+	return pid && pid <= s->geo.registry_slots &&
+	       s->slots[pid - 1].state == PLX_SLOT_VDI &&
+	       plx_vdi_live(&s->slots[pid - 1].rec);
+}
+
+/*
  * Steps 3 and 6 of Algorithm 1: the roots of live VDIs and of their live
  * snapshots, and the log blocks (kept aside so that no pass reads them
  * as radix nodes).  A VDI whose record or log cannot be read stops the
@@ -213,7 +227,8 @@ static int mark_roots(struct gc *gc)
 			continue;
 		gc->st->vdis++;
 		bit_set(gc->rmap, le64_to_cpu(v->root));
-		if (v->parent_vdi && add_log(gc, le64_to_cpu(v->parent_log)))
+		if (clone_of_live(s, v) &&
+		    add_log(gc, le64_to_cpu(v->parent_log)))
 			return -1;
 		if (plx_snaplog_load(s, id, &l)) {
 			plx_seterr(PLX_EK_STORE, "%s: nothing freed", plx_errmsg());
@@ -410,21 +425,22 @@ static int sweep_unheld(struct gc *gc, u64 e, u64 n)
 	gc->st->freed[slot(gc->ext[e].type)] += n;
 	if (!gc->ops->retype_free)
 		return 0;
-	for (off = g->bitmap_blocks; off < g->extent_blocks && !used; off++)
-		used = bm_test(gc->bm, off);
-	if (used)
-		return 0;
-	/* Single host: give the empty extent back to either type. */
+	/*
+	 * Single host: the catalogue is ours to keep up to date; an empty
+	 * extent goes back to the free pool, for either type.
+	 */
+	for (off = 0; off < g->extent_blocks; off++)
+		used += bm_test(gc->bm, off);
 	en = &gc->s->cat[e / PLX_CATALOGUE_PER_BLOCK].entries
 		[e % PLX_CATALOGUE_PER_BLOCK];
-	en->type = PLX_EXT_FREE;
-	en->used = 0;
-	gc->s->ext_type[e] = PLX_EXT_FREE;
+	en->used = cpu_to_le32((u32)used);
+	if (used == g->bitmap_blocks) {
+		en->type = PLX_EXT_FREE;
+		gc->s->ext_type[e] = PLX_EXT_FREE;
+		gc->st->extents_emptied++;
+	}
 	gc->s->cat_dirty[e / PLX_CATALOGUE_PER_BLOCK] = 1;
-	if (plx_sync(gc->s))
-		return -1;
-	gc->st->extents_emptied++;
-	return 0;
+	return plx_sync(gc->s);
 }
 
 /* An extent a live host holds: its target frees what it may. */
