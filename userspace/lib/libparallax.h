@@ -307,6 +307,18 @@ typedef void (*plx_problem_fn)(void *arg, u64 block, const char *msg);
 int plx_check(struct plx_store *s, plx_problem_fn fn, void *arg,
 	      struct plx_check_stats *stats);
 
+/* ---- Garbage collection (gc.c, gcmsg.c) ------------------------------- */
+
+/* Largest bitmap chunk one gc_reclaim carries. */
+#define PLX_GC_CHUNK_BYTES 1024
+/*
+ * "gc_reclaim EPOCH EXTENT GENERATION OFFSET HEX" into @buf (@len bytes,
+ * NUL-terminated), HEX being @nbytes of @bits in lowercase hex.  0, or -1
+ * if it does not fit or @nbytes is 0 or more than PLX_GC_CHUNK_BYTES.
+ */
+int plx_gc_reclaim_msg(char *buf, size_t len, u64 epoch, u64 extent,
+		       u64 generation, u64 offset, const u8 *bits, u32 nbytes);
+
 /* ---- JSON output (json.c) ---------------------------------------------- */
 
 void plx_json_str(FILE *f, const char *s);
