@@ -64,8 +64,9 @@ bool pd_lk_ensure(struct pd *pd, bool force)
 		lk_down(pd, "the blockstore names no lock manager (lockd_addr is empty; see --lockd)");
 		return false;
 	}
-	c = plx_lk_connect(pd->lockd_addr, pd->key, pd->host,
-			   PD_LK_TIMEOUT_MS);
+	/* The helper flag: lockd relays this host's GC jobs to us. */
+	c = plx_lk_connect_flags(pd->lockd_addr, pd->key, pd->host,
+				 PLX_LK_HELLO_HELPER, PD_LK_TIMEOUT_MS);
 	if (!c) {
 		lk_down(pd, plx_errmsg());
 		return false;

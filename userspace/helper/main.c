@@ -306,8 +306,8 @@ static void run(struct pd *pd)
 	u64 next_tick = pd_now_ms() + PD_TICK_MS, next_handover = 0;
 
 	while (!stop_signal) {
-		struct pollfd fds[3];
-		int nfds = 0, ctl = -1, lk = -1, ev = -1, timeout;
+		struct pollfd fds[4];
+		int nfds = 0, ctl = -1, lk = -1, ev = -1, gc = -1, timeout;
 		u64 now = pd_now_ms();
 
 		fds[nfds] = (struct pollfd){ .fd = pd->listen_fd, .events = POLLIN };
@@ -322,7 +322,15 @@ static void run(struct pd *pd)
 						     .events = POLLIN };
 			ev = nfds++;
 		}
+		if (pd->gc_fd >= 0) {
+			fds[nfds] = (struct pollfd){ .fd = pd->gc_fd,
+						     .events = POLLIN };
+			gc = nfds++;
+		}
 		timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		/* GC jobs left over from the last batch: at once. */
+		if (pd->gc_more)
+			timeout = 0;
 		/* A hand-over is retried five times a second. */
 		if (pd_devs_any_pending(pd)) {
 			int t = next_handover > now ?
@@ -346,6 +354,10 @@ static void run(struct pd *pd)
 			pd_lk_readable(pd);
 		if (fds[ctl].revents & POLLIN)
 			pd_ctl_accept(pd);
+		if (gc >= 0 && fds[gc].revents)
+			pd_gc_begin_done(pd);
+		if (pd->gc_more)
+			pd_gc_run(pd);
 		if (pd_now_ms() >= next_handover && pd_devs_any_pending(pd)) {
 			next_handover = pd_now_ms() + PD_PENDING_TICK_MS;
 			pd_devs_handover(pd);
@@ -354,6 +366,7 @@ static void run(struct pd *pd)
 			next_tick = pd_now_ms() + PD_TICK_MS;
 			pd_lk_timer(pd);
 			pd_devs_check(pd);
+			pd_gc_run(pd);
 		}
 	}
 }
@@ -369,7 +382,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct pd pd = { .listen_fd = -1, .ev_fd = -1,
+	static struct pd pd = { .listen_fd = -1, .ev_fd = -1, .gc_fd = -1,
 				.spare_pct = 25,
 				.lk_backoff_ms = PD_BACKOFF_MIN_MS };
 	const char *host_s = NULL, *run_dir = getenv("PARALLAX_RUN_DIR");

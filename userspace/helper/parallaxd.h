@@ -110,6 +110,13 @@ struct pd {
 	struct pd_dev *devs;
 	struct pd_pending pending[PD_MAX_PENDING];
 	unsigned int nr_pending;
+
+	/* GC jobs (gc.c): a gc_begin running in a child process. */
+	int gc_fd;			/* its result pipe, or -1 */
+	pid_t gc_pid;
+	u64 gc_job;
+	u64 gc_epoch;
+	bool gc_more;			/* more jobs may wait: run again now */
 };
 
 /* main.c */
@@ -138,6 +145,14 @@ void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen);
 void pd_pending_flush(struct pd *pd);
 /* $RUN_DIR/parallaxd.pending keeps the queue across restarts. */
 void pd_pending_load(struct pd *pd);
+
+/* gc.c: GC jobs relayed by the lock manager. */
+/* Fetch and run this host's jobs until none is left (or a batch ran). */
+void pd_gc_run(struct pd *pd);
+/* A gc_begin child is running (its pipe is pd->gc_fd). */
+bool pd_gc_busy(const struct pd *pd);
+/* pd->gc_fd polled readable: report the gc_begin's result. */
+void pd_gc_begin_done(struct pd *pd);
 
 /* devices.c */
 struct pd_dev *pd_dev_find(struct pd *pd, const char *name);
