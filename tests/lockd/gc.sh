@@ -16,12 +16,9 @@ jobs_line() {
 }
 
 # Round trip: host 5's parallaxd fetches a reclaim job and reports it.
-call 5 --helper sleep 1.5 , gc_fetch , gc_done last 0 42 , gc_fetch \
-	>"$T/helper.out" &
-hp=$!
-sleep 0.5
+start_helper "$T/helper.out" 5 sleep 2 , gc_fetch , gc_done last 0 42 , gc_fetch
 out=$(call 1 gc_post 5 reclaim 7 "$sysx" 3 8 ff01 , gc_result last , gc_wait last 5)
-wait $hp
+wait $HP
 job=$(echo "$out" | sed -n 's/^GC_POST OK id=\([0-9]*\) gen=0 holder=5 type=2$/\1/p')
 if [ -n "$job" ]; then ok "GC_POST granted job $job for host 5"; else not_ok "GC_POST: $out"; fi
 expect "GC_RESULT: pending, then done with the helper's count" \
@@ -37,11 +34,9 @@ expect "the result stays readable; an unknown job is ENOENT" \
 expect_match "...unknown job" "^GC_RESULT ENOENT" "$(echo "$out" | tail -n 1)"
 
 # The helper's errno travels back; begin and end carry no bits.
-call 5 --helper sleep 1 , gc_fetch , gc_done last 116 0 >"$T/helper.out" &
-hp=$!
-sleep 0.3
+start_helper "$T/helper.out" 5 sleep 2 , gc_fetch , gc_done last 116 0
 out=$(call 1 gc_post 5 begin 9 0 0 0 - , gc_wait last 5)
-wait $hp
+wait $HP
 expect_match "a failed job: the helper's errno (ESTALE) in holder" \
 	"^GC_RESULT OK id=[0-9]+ gen=0 holder=116 type=1$" "$(echo "$out" | tail -n 1)"
 expect_match "begin job fetched with no bits" \
@@ -57,9 +52,7 @@ GC_POST ENOENT host 77
 GC_FETCH EPERM only a" "$out"
 
 # Malformed jobs (authenticated, so answered): EINVAL, nothing queued.
-call 5 --helper sleep 2 >/dev/null &
-hp=$!
-sleep 0.5
+start_helper /dev/null 5 sleep 2
 before=$(jobs_line)
 out=$(call 1 gc_post 5 reclaim 9 "$sysx" 1 0 - , gc_post 5 reclaim 9 "$sysx" 1 4 ff , \
 	gc_post 5 begin 9 0 0 0 ff , gc_post 5 4 9 0 0 0 - , gc_post 5 begin 0 0 0 0 - , \
@@ -67,16 +60,14 @@ out=$(call 1 gc_post 5 reclaim 9 "$sysx" 1 0 - , gc_post 5 reclaim 9 "$sysx" 1 4
 expect "reclaim without bits, odd offset, begin with bits, kind 4, epoch 0, system extent, short payload: EINVAL" \
 	"GC_POST EINVAL GC_POST EINVAL GC_POST EINVAL GC_POST EINVAL GC_POST EINVAL GC_POST EINVAL RAW EINVAL " "$out"
 expect "...and no job was queued" "$before" "$(jobs_line)"
-wait $hp
+wait $HP
 
 # The helper disconnects: a fetched job and a pending one end EHOSTDOWN.
-call 5 --helper sleep 1 , gc_fetch >/dev/null &
-hp=$!
-sleep 0.3
+start_helper /dev/null 5 sleep 2 , gc_fetch
 out=$(call 1 gc_post 5 begin 11 0 0 0 - , gc_post 5 end 11 0 0 0 -)
 j1=$(echo "$out" | sed -n '1s/^GC_POST OK id=\([0-9]*\) .*/\1/p')
 j2=$(echo "$out" | sed -n '2s/^GC_POST OK id=\([0-9]*\) .*/\1/p')
-wait $hp
+wait $HP
 out=$(call 1 gc_wait "${j1:-0}" 3 , gc_wait "${j2:-0}" 3)
 expect "helper gone: its fetched job and the pending one end EHOSTDOWN" \
 	"GC_RESULT OK id=$j1 gen=0 holder=$EHOSTDOWN type=1
@@ -98,12 +89,10 @@ out=$($LKC attack "$ADDR" "$STORE" oversize 2>&1)
 expect "HELLO of 65 bytes: still closed" "closed" "$out"
 expect "store unchanged" "$h0" "$(sha256sum "$STORE")"
 expect "no job queued" "$before" "$(jobs_line)"
-call 5 --helper sleep 1 , gc_fetch , gc_done last 0 8192 >/dev/null &
-hp=$!
-sleep 0.3
+start_helper /dev/null 5 sleep 2 , gc_fetch , gc_done last 0 8192
 bits=$(python3 -c 'print("ab" * 1024)')
 out=$(call 1 gc_post 5 reclaim 12 "$sysx" 1 0 "$bits" , gc_wait last 5)
-wait $hp
+wait $HP
 expect_match "a full 1024-byte reclaim chunk goes through" \
 	"^GC_RESULT OK id=[0-9]+ gen=8192 holder=0 type=1$" "$(echo "$out" | tail -n 1)"
 
@@ -161,13 +150,11 @@ expect "parallax check passes" 0 $?
 # parallaxd's connection stays open.
 kill9_lockd
 start_lockd --lease 2 || { echo "Bail out! lockd restart"; exit 1; }
-call 5 --helper sleep 4.5 >/dev/null &
-hp=$!
-sleep 0.3
+start_helper /dev/null 5 sleep 4.5
 out=$(call 1 gc_post 5 begin 13 0 0 0 - , sleep 3.5 , gc_result last)
 expect_match "lease of host 5 expired: its pending job ends EHOSTDOWN" \
 	"^GC_RESULT OK id=[0-9]+ gen=0 holder=$EHOSTDOWN type=1$" "$(echo "$out" | tail -n 1)"
-wait $hp
+wait $HP
 kill -0 "$LOCKD_PID" 2>/dev/null
 expect "lockd still running" 0 $?
 finish

@@ -54,17 +54,82 @@ if [ "$ms" -lt 3500 ]; then ok "...within $ms ms"; else not_ok "four jobs took $
 st=$(call 1 status)
 expect_match "STATUS counts the finished jobs" "^jobs pending 0 running 0 done 7$" "$st"
 
+# The C client the GC uses, plx_lk_gc_job(): post and poll until done.
+cat >"$T/job.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "libparallax.h"
+#include "lockproto.h"
+
+/* ADDR KEYHEX HOST JOBHOST KIND EPOCH EXTENT GEN OFFSET HEX|- TIMEOUT_MS */
+int main(int argc, char **argv)
+{
+	uint8_t key[PLX_LK_KEY_LEN], bits[PLX_LK_JOB_BITS_MAX];
+	struct plx_lk_job_result res;
+	struct plx_lk_client *c;
+	uint32_t n = 0;
+	const char *h = argv[10];
+	int i;
+
+	if (argc != 12)
+		return 2;
+	for (i = 0; i < PLX_LK_KEY_LEN; i++)
+		sscanf(argv[2] + 2 * i, "%2hhx", &key[i]);
+	if (strcmp(h, "-"))
+		for (; h[0] && h[1]; h += 2)
+			sscanf(h, "%2hhx", &bits[n++]);
+	c = plx_lk_connect(argv[1], key, atoi(argv[3]), 5000);
+	if (!c) {
+		printf("fail: %s\n", plx_errmsg());
+		return 1;
+	}
+	if (plx_lk_gc_job(c, atoi(argv[4]), atoi(argv[5]),
+			  strtoull(argv[6], NULL, 10),
+			  strtoull(argv[7], NULL, 10),
+			  strtoull(argv[8], NULL, 10), atoi(argv[9]), bits, n,
+			  atoi(argv[11]), &res))
+		printf("fail: %s\n", plx_errmsg());
+	else
+		printf("ok error=%d freed=%llu\n", res.error,
+		       (unsigned long long)res.freed);
+	plx_lk_close(c);
+	return 0;
+}
+C
+if cc -std=gnu11 -Wall -Werror -D_GNU_SOURCE -I "$TOP/userspace/lib" -I "$TOP/dm-parallax" \
+	-o "$T/job" "$T/job.c" "$TOP/userspace/libparallax.a" -lcrypto 2>"$T/cc.err"; then
+	ok "plx_lk_gc_job test program builds"
+else
+	not_ok "build"; sed 's/^/# /' "$T/cc.err"
+fi
+KEY=$(disk key)
+job() {
+	"$T/job" "$ADDR" "$KEY" 1 "$@" 2>&1
+}
+expect "plx_lk_gc_job: begin on host 5" "ok error=0 freed=0" "$(job 5 1 31 0 0 0 - 5000)"
+expect "plx_lk_gc_job: reclaim nobody holds" "ok error=$ENOENT freed=0" \
+	"$(job 5 2 31 "$sysx" 1 0 0f 5000)"
+expect_match "plx_lk_gc_job: host without parallaxd" \
+	"^fail: .*GC job for host 8 refused: ENOENT host 8 has no parallaxd connected" \
+	"$(job 8 1 31 0 0 0 - 5000)"
+start_helper /dev/null 9 sleep 3
+start=$(date +%s%N)
+out=$(job 9 3 31 0 0 0 - 700)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+expect_match "plx_lk_gc_job: a job nobody runs times out" "^fail: .*not done after 700 ms" "$out"
+if [ "$ms" -ge 700 ] && [ "$ms" -lt 2000 ]; then ok "...after $ms ms"; else not_ok "timeout took $ms ms"; fi
+wait $HP
+
 # parallaxd stopped: new jobs are refused, queued ones end EHOSTDOWN.
 stop_pd
 sleep 0.3
 out=$(call 1 gc_post 5 begin 23 0 0 0 -)
 expect_match "no parallaxd on host 5 any more: ENOENT" \
 	"^GC_POST ENOENT host 5 has no parallaxd connected" "$out"
-call 5 --helper sleep 1 >/dev/null &
-hp=$!
-sleep 0.3
+start_helper /dev/null 5 sleep 2
 out=$(call 1 gc_post 5 begin 23 0 0 0 - , gc_wait last 3)
-wait $hp
+wait $HP
 expect_match "a job whose helper leaves before fetching it: EHOSTDOWN" \
 	"^GC_RESULT OK id=[0-9]+ gen=0 holder=$EHOSTDOWN type=1$" "$(echo "$out" | tail -n 1)"
 if grep -q "error" "$T/pd.log"; then

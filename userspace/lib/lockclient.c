@@ -553,9 +553,16 @@ int plx_lk_gc_job(struct plx_lk_client *c, uint32_t host, uint32_t kind,
 	memcpy(req, &w, sizeof(w));
 	if (nbytes)
 		memcpy(req + sizeof(w), bits, nbytes);
-	if (lk_exchange(c, PLX_LK_GC_POST, req,
-			(uint32_t)(sizeof(w) + nbytes), &h, &payload))
-		return -1;
+	for (;;) {
+		if (lk_exchange(c, PLX_LK_GC_POST, req,
+				(uint32_t)(sizeof(w) + nbytes), &h, &payload))
+			return -1;
+		/* A full job table drains as holders work: post again. */
+		if (h.status != PLX_LK_EAGAIN || now_ms() >= deadline)
+			break;
+		free(payload);
+		sleep_ms(100);
+	}
 	if (h.status != PLX_LK_OK || h.len < sizeof(g)) {
 		plx_seterr(PLX_EK_STORE, "lock manager %s: GC job for host %u refused: %s %s",
 			   c->addr, host, plx_lk_status_name(h.status),

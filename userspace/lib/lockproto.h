@@ -237,7 +237,9 @@ struct plx_lk_job_result {
  * Post a job for @host's parallaxd and poll GC_RESULT (every 100 ms) until
  * it is done or @timeout_ms passed.  0 with *res filled, or -1 (connection
  * failed, refused, or timed out; plx_errmsg says which).  @bits/@nbytes
- * only for RECLAIM.
+ * only for RECLAIM.  A post refused with EAGAIN (job table full) is
+ * retried every 100 ms within the timeout; ENOENT (no parallaxd on that
+ * host) is not.
  */
 int plx_lk_gc_job(struct plx_lk_client *c, uint32_t host, uint32_t kind,
 		  uint64_t epoch, uint64_t extent, uint64_t generation,
