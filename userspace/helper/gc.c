@@ -203,7 +203,7 @@ void pd_gc_run(struct pd *pd)
 	int r, err;
 
 	pd->gc_more = false;
-	if (!pd->lk || pd_gc_busy(pd))
+	if (!pd->lk || !pd->lk_gc || pd_gc_busy(pd))
 		return;
 	f = malloc(sizeof(*f));
 	if (!f)
@@ -211,10 +211,14 @@ void pd_gc_run(struct pd *pd)
 	for (n = 0; n < PD_GC_BATCH && pd->lk && !pd_gc_busy(pd); n++) {
 		r = plx_lk_gc_fetch(pd->lk, f);
 		if (r < 0) {
-			if (plx_lk_fd(pd->lk) < 0)
+			if (plx_lk_fd(pd->lk) < 0) {
 				pd_lk_drop(pd, plx_errmsg());
-			else
-				pd_log(PD_WARN, "%s", plx_errmsg());
+			} else {
+				/* Said once per connection, not every second. */
+				pd_log(PD_WARN, "%s; no GC jobs on this connection",
+				       plx_errmsg());
+				pd->lk_gc = false;
+			}
 			break;
 		}
 		if (!r)

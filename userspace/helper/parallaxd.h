@@ -102,6 +102,7 @@ struct pd {
 	u64 lk_next_renew_ms;
 	u32 lease_ms;
 	bool renew_refused_logged;
+	bool lk_gc;			/* this connection runs GC jobs */
 
 	/* Descriptors. */
 	int listen_fd;
