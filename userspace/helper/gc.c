@@ -214,7 +214,7 @@ void pd_gc_run(struct pd *pd)
 			if (plx_lk_fd(pd->lk) < 0) {
 				pd_lk_drop(pd, plx_errmsg());
 			} else {
-				/* Said once per connection, not every second. */
+				/* Once per connection, not every second. */
 				pd_log(PD_WARN, "%s; no GC jobs on this connection",
 				       plx_errmsg());
 				pd->lk_gc = false;
@@ -228,7 +228,7 @@ void pd_gc_run(struct pd *pd)
 		case PLX_LK_JOB_BEGIN:
 			err = gc_begin_start(pd, f);
 			if (!err)
-				continue;	/* reported when the child ends */
+				continue;	/* reported by the child */
 			pd_log(PD_WARN, "GC epoch %llu: cannot start gc_begin: %s",
 			       (unsigned long long)f->job.epoch,
 			       strerror(err));

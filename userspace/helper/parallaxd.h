@@ -117,7 +117,7 @@ struct pd {
 	pid_t gc_pid;
 	u64 gc_job;
 	u64 gc_epoch;
-	bool gc_more;			/* more jobs may wait: run again now */
+	bool gc_more;			/* more jobs may wait: run now */
 };
 
 /* main.c */

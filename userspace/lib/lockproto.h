@@ -60,10 +60,10 @@ enum plx_lk_op {
 	PLX_LK_UNLOCK_BITMAP,	/* id = extent */
 	PLX_LK_BREAK,		/* fence: type = enum plx_lk_what, id */
 	PLX_LK_STATUS,		/* -> text: one line per host and lock */
-	PLX_LK_GC_POST,		/* struct plx_lk_job -> grant (id = job id) */
+	PLX_LK_GC_POST,		/* plx_lk_job -> grant (id = job) */
 	PLX_LK_GC_RESULT,	/* id = job -> grant (type 0 pending/1 done) */
 	PLX_LK_GC_FETCH,	/* helper: -> job id + struct plx_lk_job */
-	PLX_LK_GC_DONE,		/* helper: id = job, type = errno, generation */
+	PLX_LK_GC_DONE,		/* helper: id = job, type = errno */
 	PLX_LK_OP_MAX
 };
 
@@ -77,7 +77,7 @@ enum plx_lk_status {
 	PLX_LK_ENOSPC,		/* no unheld extent with free space */
 	PLX_LK_EIO,		/* the blockstore could not be read/written */
 	PLX_LK_EPROTO,		/* unknown op, HELLO twice, op before HELLO */
-	PLX_LK_EAGAIN,		/* too many GC jobs queued: try again later */
+	PLX_LK_EAGAIN,		/* too many GC jobs queued: try again */
 	PLX_LK_STATUS_MAX
 };
 
@@ -149,7 +149,7 @@ struct plx_lk_job {
 	uint64_t epoch;
 	uint64_t extent;
 	uint64_t generation;
-	uint32_t host;		/* the holder host whose parallaxd runs it */
+	uint32_t host;		/* the holder, whose parallaxd runs it */
 	uint32_t kind;		/* enum plx_lk_job_kind */
 	uint32_t offset;	/* block offset in the extent, multiple of 8 */
 	uint32_t nbytes;	/* bitmap bytes after the struct */
@@ -226,10 +226,10 @@ int plx_lk_probe(const char *addr, const uint8_t key[PLX_LK_KEY_LEN],
 int plx_lk_call(struct plx_lk_client *c, enum plx_lk_op op,
 		const struct plx_lk_args *args, struct plx_lk_grant *grant,
 		char *text, size_t text_len);
-/* ---- GC jobs (lockclient.c) ------------------------------------------------ */
+/* ---- GC jobs (lockclient.c) -------------------------------------------- */
 
 struct plx_lk_job_result {
-	int32_t error;		/* errno from the holder host, 0 = success */
+	int32_t error;		/* errno from the holder, 0 = success */
 	uint64_t freed;		/* blocks freed (RECLAIM) */
 };
 

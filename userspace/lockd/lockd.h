@@ -27,8 +27,8 @@
 #define LKD_FRAME_TIMEOUT_MS	10000	/* a frame completes within this */
 #define LKD_HELLO_TIMEOUT_MS	10000	/* HELLO comes within this */
 #define LKD_MAX_OUT		(1U << 20)	/* unread replies per peer */
-#define LKD_MAX_JOBS		1024	/* GC jobs, pending or with results */
-#define LKD_RESULT_KEEP_MS	120000	/* a finished job's result is kept */
+#define LKD_MAX_JOBS		1024	/* GC jobs, pending or done */
+#define LKD_RESULT_KEEP_MS	120000	/* results are kept */
 
 struct lkd_host {
 	uint32_t id;
@@ -74,7 +74,7 @@ enum lkd_job_state { JOB_PENDING, JOB_RUNNING, JOB_DONE };
 struct lkd_job {
 	uint64_t id;
 	enum lkd_job_state state;
-	uint64_t conn;			/* RUNNING: serial of the fetching conn */
+	uint64_t conn;			/* RUNNING: the fetcher's serial */
 	uint64_t posted_ms, done_ms;
 	struct plx_lk_job job;		/* host order */
 	uint8_t bits[PLX_LK_JOB_BITS_MAX];

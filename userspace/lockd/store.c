@@ -156,9 +156,8 @@ static int64_t extent_count(struct lkd *d, uint64_t ext, bool used)
 		nbits = left < PLX_BITS_PER_BITMAP ? left : PLX_BITS_PER_BITMAP;
 		for (bit = 0; bit < nbits; bit++) {
 			set = bm->bits[bit / 8] & (1U << (bit % 8));
-			if (!used && !set)
-				count++;
-			else if (used && set && base + bit >= d->geo.bitmap_blocks)
+			if (used ? set && base + bit >= d->geo.bitmap_blocks :
+			    !set)
 				count++;
 		}
 		left -= nbits;
