@@ -126,6 +126,11 @@ int plx_device_blocks(int fd, u64 *blocks);
  * is bad, which every modifying command calls first.
  */
 struct plx_store *plx_open(const char *path, int flags);
+/*
+ * A writable open waits (flock) while another process of this host has
+ * the store open for writing; this is called once before such a wait.
+ */
+extern void (*plx_open_wait_hook)(const char *path);
 void plx_close(struct plx_store *s);
 int plx_store_sane(struct plx_store *s);
 
@@ -147,6 +152,14 @@ int plx_write_block(struct plx_store *s, u64 blocknr, const void *buf);
 int plx_read_meta(struct plx_store *s, u64 blocknr, u32 magic, void *buf);
 /* Seal a metadata block and write it. */
 int plx_write_meta(struct plx_store *s, u64 blocknr, u32 magic, void *buf);
+/*
+ * Read @count blocks from the device itself: the kernel target writes with
+ * bios that bypass the page cache, so whatever is cached for the range is
+ * dropped first.  For readers of a store that is in use.
+ */
+int plx_read_fresh(struct plx_store *s, u64 blocknr, u64 count, void *buf);
+/* Read every VDI record again (fresh, as above) into s->slots. */
+int plx_registry_reload(struct plx_store *s);
 
 /* ---- Formatting (format.c) --------------------------------------------- */
 
@@ -309,15 +322,75 @@ int plx_check(struct plx_store *s, plx_problem_fn fn, void *arg,
 
 /* ---- Garbage collection (gc.c, gcmsg.c) ------------------------------- */
 
-/* Largest bitmap chunk one gc_reclaim carries. */
-#define PLX_GC_CHUNK_BYTES 1024
+#ifndef PLX_PROGRESS_FN_DEFINED
+#define PLX_PROGRESS_FN_DEFINED
+/* Progress of a long operation; @total may be 0 (unknown). */
+typedef void (*plx_progress_fn)(void *arg, const char *phase, u64 done,
+				u64 total);
+#endif
+
+/* Largest bitmap chunk one gc_reclaim message carries. */
+#define PLX_GC_CHUNK_BYTES	1024
+
+/*
+ * How the collector reaches the hosts that hold extents and the locks
+ * that keep others out while it works.  Every hook may be NULL: an
+ * offline collection (no begin) leaves held extents alone, and without
+ * lock hooks the caller must hold the store exclusively (plx_open's
+ * flock does that for the commands of one host).
+ */
+struct plx_gc_ops {
+	/* Start epoch @epoch in every table of @host; -1 if it cannot. */
+	int (*begin)(void *arg, u32 host, u64 epoch);
+	/*
+	 * Ask @host's table holding @extent (granted at @generation) to
+	 * free the blocks set in @bits (bit j of byte k is block
+	 * @offset + 8k + j of the extent) that it did not allocate since
+	 * the epoch began; *freed says how many it freed.
+	 */
+	int (*reclaim)(void *arg, u32 host, u64 epoch, u64 extent,
+		       u64 generation, u64 offset, const u8 *bits, u32 nbytes,
+		       u64 *freed);
+	void (*end)(void *arg, u32 host, u64 epoch);
+	int (*lock_registry)(void *arg);
+	void (*unlock_registry)(void *arg);
+	int (*lock_bitmap)(void *arg, u64 extent);
+	void (*unlock_bitmap)(void *arg, u64 extent);
+	/* Something the administrator should know, one line. */
+	void (*note)(void *arg, const char *msg);
+	plx_progress_fn progress;
+	void *progress_arg;
+	/* Give emptied unheld extents back to FREE (single-host mode). */
+	bool retype_free;
+};
+
+struct plx_gc_stats {
+	u64 store_bytes;		/* blocks covered by extents, in bytes */
+	u64 memory_bytes;		/* what the collector allocated */
+	u64 vdis, snapshots;		/* live roots marked */
+	unsigned int passes;
+	u64 nodes_read;			/* metadata blocks scanned */
+	u64 bytes_read;
+	u64 reachable;			/* blocks marked */
+	u64 bad_links;			/* links to where no block may be */
+	u64 freed[2];			/* data, metadata */
+	u64 freed_by_holders;		/* of those, freed by holders' targets */
+	u64 extents_swept, extents_skipped, extents_emptied;
+	double mark_seconds, sweep_seconds;
+};
+
 /*
  * "gc_reclaim EPOCH EXTENT GENERATION OFFSET HEX" into @buf (@len bytes,
- * NUL-terminated), HEX being @nbytes of @bits in lowercase hex.  0, or -1
- * if it does not fit or @nbytes is 0 or more than PLX_GC_CHUNK_BYTES.
+ * NUL-terminated), HEX being @nbytes of @bits in lowercase hex (gcmsg.c).
+ * 0, or -1 if it does not fit or @nbytes is 0 or more than
+ * PLX_GC_CHUNK_BYTES.
  */
 int plx_gc_reclaim_msg(char *buf, size_t len, u64 epoch, u64 extent,
 		       u64 generation, u64 offset, const u8 *bits, u32 nbytes);
+
+/* Collect: 0, or -1 with plx_errmsg() (nothing more is freed then). */
+int plx_gc(struct plx_store *s, const struct plx_gc_ops *ops, void *arg,
+	   struct plx_gc_stats *st);
 
 /* ---- JSON output (json.c) ---------------------------------------------- */
 

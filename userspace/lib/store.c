@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -244,7 +246,8 @@ static int plx_load_registry(struct plx_store *s)
 	u64 slots = s->geo.registry_slots, i, chunk = 256, j;
 	u8 *buf;
 
-	s->slots = calloc(slots, sizeof(*s->slots));
+	if (!s->slots)
+		s->slots = calloc(slots, sizeof(*s->slots));
 	buf = malloc(chunk * PLX_BLOCK_SIZE);
 	if (!s->slots || !buf) {
 		free(buf);
@@ -255,7 +258,11 @@ static int plx_load_registry(struct plx_store *s)
 		u64 n = slots - i < chunk ? slots - i : chunk;
 		off_t off = (off_t)((s->geo.registry_start + i) <<
 				    PLX_BLOCK_SHIFT);
-		ssize_t got = pread(s->fd, buf, n * PLX_BLOCK_SIZE, off);
+		ssize_t got;
+
+		posix_fadvise(s->fd, off, n * PLX_BLOCK_SIZE,
+			      POSIX_FADV_DONTNEED);
+		got = pread(s->fd, buf, n * PLX_BLOCK_SIZE, off);
 
 		if (got != (ssize_t)(n * PLX_BLOCK_SIZE)) {
 			free(buf);
@@ -283,6 +290,61 @@ static int plx_load_registry(struct plx_store *s)
 	return 0;
 }
 
+void (*plx_open_wait_hook)(const char *path);
+
+/*
+ * The modifying commands of one host take turns: two must not allocate
+ * the same free block, and the collector must not miss a block that a
+ * command allocated after it started.  (The hosts of a cluster take
+ * their turns through the lock manager; this only orders one host's.)
+ */
+static int plx_lock_store(struct plx_store *s)
+{
+	int r = flock(s->fd, LOCK_EX | LOCK_NB);
+
+	if (!r)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		if (plx_open_wait_hook)
+			plx_open_wait_hook(s->path);
+		do
+			r = flock(s->fd, LOCK_EX);
+		while (r && errno == EINTR);
+		if (!r)
+			return 0;
+	}
+	plx_seterr(PLX_EK_STORE, "%s: cannot lock: %s", s->path,
+		   strerror(errno));
+	return -1;
+}
+
+int plx_registry_reload(struct plx_store *s)
+{
+	return plx_load_registry(s);
+}
+
+int plx_read_fresh(struct plx_store *s, u64 blocknr, u64 count, void *buf)
+{
+	off_t off = (off_t)(blocknr << PLX_BLOCK_SHIFT);
+	size_t len = count << PLX_BLOCK_SHIFT;
+	ssize_t n;
+
+	if (blocknr >= s->device_blocks || count > s->device_blocks - blocknr) {
+		plx_seterr(PLX_EK_STORE, "block %llu: beyond the end of the device",
+			   (unsigned long long)(blocknr + count - 1));
+		return -1;
+	}
+	posix_fadvise(s->fd, off, len, POSIX_FADV_DONTNEED);
+	n = pread(s->fd, buf, len, off);
+	if (n != (ssize_t)len) {
+		plx_seterr(PLX_EK_STORE, "block %llu: read failed: %s",
+			   (unsigned long long)blocknr,
+			   n < 0 ? strerror(errno) : "short read");
+		return -1;
+	}
+	return 0;
+}
+
 struct plx_store *plx_open(const char *path, int flags)
 {
 	struct plx_store *s = calloc(1, sizeof(*s));
@@ -300,6 +362,8 @@ struct plx_store *plx_open(const char *path, int flags)
 		free(s);
 		return NULL;
 	}
+	if (s->writable && plx_lock_store(s))
+		goto fail;
 	if (plx_device_blocks(s->fd, &s->device_blocks))
 		goto fail;
 	/*
