@@ -14,8 +14,9 @@
  * gc_begin waits in the kernel (up to 30 s per device) for the writes in
  * flight to complete.  That is longer than a lease (15 s by default), so
  * it runs in a child process while the loop goes on renewing the lease,
- * serving the control socket and supplying extents; the child reports
- * the first failure through a pipe.  Reclaims and gc_end do not wait and
+ * serving the control socket and supplying extents; the child sends it
+ * to every device at once (one process each) and reports the first
+ * failure through a pipe.  Reclaims and gc_end do not wait and
  * run inline.  Jobs are taken one at a time, in the order posted, so an
  * END never overtakes its BEGIN.
  */
@@ -67,6 +68,63 @@ static int gc_all(struct pd *pd, const char *verb, u64 epoch, bool end)
 			continue;
 		pd_log(PD_WARN, "%s: %s: %s", d->name, msg, strerror(err));
 		if (!first)
+			first = err;
+	}
+	return first;
+}
+
+/*
+ * gc_begin to every device at once, each from a process of its own, so
+ * that the wait is at most one gc_begin's (30 s) however many devices
+ * there are.  Runs in the child of gc_begin_start(); the first failure
+ * in device order, or 0.
+ */
+static int gc_begin_all(struct pd *pd, u64 epoch)
+{
+	pid_t pids[64];
+	unsigned int n = 0, i;
+	struct pd_dev *d;
+	int first = 0, err, status;
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "gc_begin %llu", (unsigned long long)epoch);
+	for (d = pd->devs; d; d = d->next) {
+		if (!gc_dev(d))
+			continue;
+		if (n == sizeof(pids) / sizeof(pids[0])) {
+			/* Many devices: the rest one after another. */
+			err = plx_dm_message(d->name, msg, NULL, 0) ?
+				(errno ? errno : EIO) : 0;
+			if (err && !gc_ignorable(err, false) && !first) {
+				pd_log(PD_WARN, "%s: %s: %s", d->name, msg,
+				       strerror(err));
+				first = err;
+			}
+			continue;
+		}
+		pids[n] = fork();
+		if (!pids[n]) {
+			err = plx_dm_message(d->name, msg, NULL, 0) ?
+				(errno ? errno : EIO) : 0;
+			if (gc_ignorable(err, false))
+				err = 0;
+			if (err)
+				pd_log(PD_WARN, "%s: %s: %s", d->name, msg,
+				       strerror(err));
+			_exit(err & 0xff);
+		}
+		if (pids[n] < 0) {
+			if (!first)
+				first = errno;
+			continue;
+		}
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		err = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+		if (err && !first)
 			first = err;
 	}
 	return first;
@@ -151,7 +209,7 @@ static int gc_begin_start(struct pd *pd, const struct plx_lk_fetched *f)
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		close(p[0]);
-		r = gc_all(pd, "gc_begin", f->job.epoch, false);
+		r = gc_begin_all(pd, f->job.epoch);
 		if (write(p[1], &r, sizeof(r)) != sizeof(r))
 			_exit(1);
 		_exit(0);
