@@ -246,6 +246,7 @@ void pd_gc_begin_done(struct pd *pd)
 	       (unsigned long long)pd->gc_epoch, r ? strerror(r) : "done");
 	gc_report(pd, pd->gc_job, r, 0);
 	pd->gc_more = true;	/* the GC's next job may be waiting */
+	pd->gc_fast_until = pd_now_ms() + PD_GC_FAST_MS;
 }
 
 bool pd_gc_busy(const struct pd *pd)
@@ -281,6 +282,7 @@ void pd_gc_run(struct pd *pd)
 		}
 		if (!r)
 			break;
+		pd->gc_fast_until = pd_now_ms() + PD_GC_FAST_MS;
 		freed = 0;
 		switch (f->job.kind) {
 		case PLX_LK_JOB_BEGIN:

@@ -310,6 +310,7 @@ static void arm_events(struct pd *pd)
 static void run(struct pd *pd)
 {
 	u64 next_tick = pd_now_ms() + PD_TICK_MS, next_handover = 0;
+	u64 next_gc = 0;
 
 	while (!stop_signal) {
 		struct pollfd fds[4];
@@ -337,6 +338,13 @@ static void run(struct pd *pd)
 		/* GC jobs left over from the last batch: at once. */
 		if (pd->gc_more)
 			timeout = 0;
+		/* A GC is at work here: ask for its next job every 50 ms. */
+		if (now < pd->gc_fast_until) {
+			int t = next_gc > now ? (int)(next_gc - now) : 0;
+
+			if (t < timeout)
+				timeout = t;
+		}
 		/* A hand-over is retried five times a second. */
 		if (pd_devs_any_pending(pd)) {
 			int t = next_handover > now ?
@@ -362,8 +370,13 @@ static void run(struct pd *pd)
 			pd_ctl_accept(pd);
 		if (gc >= 0 && fds[gc].revents)
 			pd_gc_begin_done(pd);
-		if (pd->gc_more)
+		if (pd->gc_more) {
 			pd_gc_run(pd);
+		} else if (pd_now_ms() < pd->gc_fast_until &&
+			   pd_now_ms() >= next_gc) {
+			next_gc = pd_now_ms() + PD_GC_FAST_TICK_MS;
+			pd_gc_run(pd);
+		}
 		if (pd_now_ms() >= next_handover && pd_devs_any_pending(pd)) {
 			next_handover = pd_now_ms() + PD_PENDING_TICK_MS;
 			pd_devs_handover(pd);

@@ -29,6 +29,13 @@
 #define PD_CLIENT_TIMEOUT_MS	2000
 #define PD_MAX_WAIT_S		3600	/* attach ... rw wait=S */
 #define PD_PENDING_TICK_MS	200	/* LOCK_VDI retries of pending devices */
+/*
+ * A GC posts its next job only once it has the last one's result: for
+ * this long after a job, parallaxd asks for the next every 50 ms instead
+ * of once a second, or a collection would take a second per job.
+ */
+#define PD_GC_FAST_MS		3000
+#define PD_GC_FAST_TICK_MS	50
 
 enum pd_level { PD_ERR = 3, PD_WARN = 4, PD_INFO = 6, PD_DEBUG = 7 };
 
@@ -118,6 +125,7 @@ struct pd {
 	u64 gc_job;
 	u64 gc_epoch;
 	bool gc_more;			/* more jobs may wait: run now */
+	u64 gc_fast_until;		/* poll for jobs fast until then */
 };
 
 /* main.c */
