@@ -103,6 +103,24 @@ call() {
 	$LKC call "$ADDR" "$STORE" "$host" "$@" 2>&1
 }
 
+# start_helper OUT HOST CMD...: in the background (pid in $HP), a
+# connection of HOST's "parallaxd" (HELLO with the helper flag) running
+# CMD... with its output in OUT; returns once lockd logged it connected.
+start_helper() {
+	local out=$1 host=$2 n i
+	shift 2
+	n=$(grep -c "host $host connected from .* (parallaxd)" "$T/lockd.log")
+	call "$host" --helper "$@" >"$out" &
+	HP=$!
+	for i in $(seq 100); do
+		[ "$(grep -c "host $host connected from .* (parallaxd)" "$T/lockd.log")" -gt "$n" ] &&
+			return 0
+		sleep 0.05
+	done
+	echo "# helper of host $host did not connect"
+	return 1
+}
+
 disk() {
 	$LKC disk "$STORE" "$@"
 }

@@ -5,16 +5,27 @@
 Written from Documentation/lock-protocol.rst with hmac/hashlib/socket/
 struct only, so it doubles as a cross-check of the C framing.
 
-  lkclient.py call ADDR STORE HOST [--key HEX] CMD [ARGS] [, CMD [ARGS]]...
+  lkclient.py call ADDR STORE HOST [--key HEX] [--helper] CMD [ARGS]
+                   [, CMD [ARGS]]...
       one connection, one request per command; prints one line per reply:
       "OP STATUS id=I gen=G holder=H type=T" (grant) or "OP STATUS text"
+      --helper says HELLO with flag 1 (a parallaxd, which runs GC jobs).
       commands: renew | lock_vdi ID | unlock_vdi ID GEN | claim TYPE ID |
       release ID GEN | lock_registry | unlock_registry GEN |
       lock_bitmap ID | unlock_bitmap ID | break WHAT ID [force] | status |
+      gc_post HOST KIND EPOCH EXTENT GEN OFFSET HEX|- (KIND begin, reclaim,
+      end or a number) | gc_result ID|last | gc_fetch |
+      gc_done ID|last ERRNO FREED | gc_wait ID|last SECONDS (poll
+      gc_result every 0.1 s until done) |
       raw OPNUM LEN (a request of LEN zero bytes) | sleep SECONDS
+      "last" is the job id of the last gc_post (gc_result, gc_wait) or
+      gc_fetch (gc_done) on this connection.  gc_fetch prints
+      "GC_FETCH OK job=I epoch=E extent=X gen=G host=H kind=K offset=O
+      bits=HEX" or "GC_FETCH ENOENT text".
   lkclient.py attack ADDR STORE KIND [N]
       garbage | oversize | truncated | badmac | before-hello | wrongkey |
-      replay-other | replay-seq | conns N.  Prints "closed" if the server
+      replay-other | replay-seq | conns N | long OPNUM LEN (a correctly
+      tagged request of LEN bytes after HELLO, LEN past the op's limit).  Prints "closed" if the server
       closed the connection without sending a reply frame, "replied ..."
       otherwise; for conns: "open N closed M".
   lkclient.py disk STORE vdi ID | extent E | registry | lockd_addr | key
@@ -32,9 +43,12 @@ MAGIC = 0x504C4B31
 VERSION = 1
 OPS = ["?", "CHALLENGE", "HELLO", "RENEW", "LOCK_VDI", "UNLOCK_VDI",
        "CLAIM_EXTENT", "RELEASE_EXTENT", "LOCK_REGISTRY", "UNLOCK_REGISTRY",
-       "LOCK_BITMAP", "UNLOCK_BITMAP", "BREAK", "STATUS"]
+       "LOCK_BITMAP", "UNLOCK_BITMAP", "BREAK", "STATUS", "GC_POST",
+       "GC_RESULT", "GC_FETCH", "GC_DONE"]
 STATUS = ["OK", "EINVAL", "EBUSY", "ENOENT", "ESTALE", "EPERM", "ENOSPC",
-          "EIO", "EPROTO"]
+          "EIO", "EPROTO", "EAGAIN"]
+JOB_KINDS = {"begin": 1, "reclaim": 2, "end": 3}
+HELLO_HELPER = 1
 WHAT = {"host": 1, "vdi": 2, "extent": 3, "registry": 4}
 BS = 4096
 
@@ -115,7 +129,7 @@ def split(addr):
 
 
 class Client:
-    def __init__(self, addr, key, host=None, timeout=10):
+    def __init__(self, addr, key, host=None, timeout=10, flags=0):
         self.key = key
         self.s = socket.create_connection(split(addr), timeout=timeout)
         h = recv_exact(self.s, 16)
@@ -130,7 +144,8 @@ class Client:
         self.challenge_ok = hmac.compare_digest(
             body[ln:], tag(key, b"\0" * 16, self.sn, b"S", h, body[:ln]))
         if host is not None:
-            st, payload = self.request(2, self.cn + struct.pack(">II", host, 0))
+            st, payload = self.request(2, self.cn + struct.pack(">II", host,
+                                                                flags))
             if st != 0:
                 raise RuntimeError("HELLO refused: %s" % STATUS[st])
 
@@ -184,9 +199,14 @@ def run_call(argv):
     addr, store, host = argv[0], argv[1], int(argv[2])
     argv = argv[3:]
     key = superblock(store)["key"]
-    if argv and argv[0] == "--key":
-        key = bytes.fromhex(argv[1])
-        argv = argv[2:]
+    flags = 0
+    while argv and argv[0] in ("--key", "--helper"):
+        if argv[0] == "--key":
+            key = bytes.fromhex(argv[1])
+            argv = argv[2:]
+        else:
+            flags |= HELLO_HELPER
+            argv = argv[1:]
     cmds, cur = [], []
     for a in argv:
         if a == ",":
@@ -196,7 +216,8 @@ def run_call(argv):
             cur.append(a)
     if cur:
         cmds.append(cur)
-    c = Client(addr, key, host)
+    c = Client(addr, key, host, flags=flags)
+    last_post = last_fetch = 0
     ops = {"renew": 3, "lock_vdi": 4, "unlock_vdi": 5, "claim": 6,
            "release": 7, "lock_registry": 8, "unlock_registry": 9,
            "lock_bitmap": 10, "unlock_bitmap": 11, "break": 12,
@@ -205,6 +226,49 @@ def run_call(argv):
         name, args = cmd[0], cmd[1:]
         if name == "sleep":
             time.sleep(float(args[0]))
+            continue
+        if name == "gc_post":
+            kind = JOB_KINDS.get(args[1])
+            kind = int(args[1]) if kind is None else kind
+            bits = b"" if args[6] == "-" else bytes.fromhex(args[6])
+            job = struct.pack(">QQQIIII", int(args[2]), int(args[3]),
+                              int(args[4]), int(args[0]), kind,
+                              int(args[5]), len(bits)) + bits
+            st, body = c.request(14, job)
+            if st == 0:
+                last_post = struct.unpack_from(">Q", body)[0]
+            print(fmt("GC_POST", st, body))
+            continue
+        if name in ("gc_result", "gc_wait"):
+            job = last_post if args[0] == "last" else int(args[0])
+            end = time.time() + (float(args[1]) if name == "gc_wait" else 0)
+            while True:
+                st, body = c.call(15, job)
+                done = st == 0 and struct.unpack_from(">I", body, 20)[0] == 1
+                if done or st != 0 or time.time() >= end:
+                    break
+                time.sleep(0.1)
+            print(fmt("GC_RESULT", st, body))
+            continue
+        if name == "gc_fetch":
+            st, body = c.call(16)
+            if st == 0:
+                (last_fetch, epoch, ext, gen, host_, kind, off,
+                 nb) = struct.unpack_from(">QQQQIIII", body)
+                bits = body[48:]
+                assert len(bits) == nb, "fetch: %d bits, nbytes %d" % (
+                    len(bits), nb)
+                print("GC_FETCH OK job=%d epoch=%d extent=%d gen=%d host=%d "
+                      "kind=%d offset=%d bits=%s" % (
+                          last_fetch, epoch, ext, gen, host_, kind, off,
+                          bits.hex() or "-"))
+            else:
+                print(fmt("GC_FETCH", st, body))
+            continue
+        if name == "gc_done":
+            job = last_fetch if args[0] == "last" else int(args[0])
+            st, body = c.call(17, job, int(args[2]), int(args[1]))
+            print(fmt("GC_DONE", st, body))
             continue
         if name == "raw":
             st, body = c.request(int(args[0]), b"\0" * int(args[1]))
@@ -263,6 +327,10 @@ def run_attack(argv):
         a.s.close()
         c = Client(addr, key, 8)
         c.s.sendall(stolen)
+    elif kind == "long":
+        # A correctly tagged request that is too long for its op.
+        c = Client(addr, key, 7)
+        c.s.sendall(c.frame(int(argv[3]), b"\0" * int(argv[4])))
     elif kind == "replay-seq":
         c = Client(addr, key, 7)
         f = c.frame(13, args)

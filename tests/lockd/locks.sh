@@ -53,18 +53,31 @@ out=$(call 1 claim 3 0)
 mext=$(echo "$out" | sed -n 's/^CLAIM_EXTENT OK id=\([0-9]*\) .* type=3$/\1/p')
 expect_match "metadata extent claimed" "^type 3 holder 1 " "$(disk extent "${mext:-0}")"
 
+# An unheld data extent for the bitmap lock (a held one is swept by its
+# holder, so its bitmap cannot be locked).
+out=$(call 3 claim 2 0)
+bx=$(echo "$out" | sed -n 's/^CLAIM_EXTENT OK id=\([0-9]*\) gen=\([0-9]*\) holder=3 type=2$/\1/p')
+bgen=$(echo "$out" | sed -n 's/^CLAIM_EXTENT OK id=[0-9]* gen=\([0-9]*\) .*/\1/p')
+out=$(call 3 release "${bx:-0}" "${bgen:-0}")
+expect "host 3 claims and releases data extent ${bx:-?}" \
+	"RELEASE_EXTENT OK id=$bx gen=$bgen holder=0 type=2" "$out"
+
 # Registry and bitmap locks.
 out=$(call 1 lock_registry)
 rgen=$(echo "$out" | sed -n 's/^LOCK_REGISTRY OK id=0 gen=\([0-9]*\) holder=1.*/\1/p')
 expect "registry lock persisted" "holder 1 generation ${rgen:-?}" "$(disk registry)"
-out=$(call 2 lock_registry , unlock_registry "$rgen" , lock_bitmap "$ext" , lock_bitmap "$ext")
-expect_match "registry: EBUSY / EPERM for host 2; bitmap lock granted" \
-	"^LOCK_REGISTRY EBUSY id=0 gen=$rgen holder=1.*
-UNLOCK_REGISTRY EPERM.*
-LOCK_BITMAP OK id=$ext gen=$gen holder=2.*
-LOCK_BITMAP OK" "$out"
-expect "bitmap_holder on disk, allocation holder unchanged" \
-	"type 2 holder 1 generation $gen bitmap_holder 2" "$(disk extent "$ext")"
+out=$(call 2 lock_registry , unlock_registry "$rgen" , lock_bitmap "$ext" , lock_bitmap "$bx" , lock_bitmap "$bx")
+out=$(echo "$out" | sed 's/^\(UNLOCK_REGISTRY EPERM\) .*/\1/')
+expect "registry: EBUSY / EPERM for host 2; held extent's bitmap EBUSY; unheld one granted" \
+	"LOCK_REGISTRY EBUSY id=0 gen=$rgen holder=1 type=0
+UNLOCK_REGISTRY EPERM
+LOCK_BITMAP EBUSY id=$ext gen=$gen holder=1 type=2
+LOCK_BITMAP OK id=$bx gen=$bgen holder=2 type=2
+LOCK_BITMAP OK id=$bx gen=$bgen holder=2 type=2" "$out"
+expect "bitmap_holder on disk, no allocation holder" \
+	"type 2 holder 0 generation $bgen bitmap_holder 2" "$(disk extent "$bx")"
+expect "held extent's bitmap not locked" \
+	"type 2 holder 1 generation $gen bitmap_holder 0" "$(disk extent "$ext")"
 
 # STATUS lists every lock.
 st=$(call 3 status)
@@ -73,7 +86,7 @@ expect_match "STATUS: VDI, extents, registry, bitmap" \
 	"vdi 1 holder 1 generation 1 name a" "$st"
 expect_match "STATUS: extent line" "extent $ext data holder 1 generation $gen free [0-9]+" "$st"
 expect_match "STATUS: registry and bitmap" "registry holder 1 generation $rgen" "$st"
-expect_match "STATUS: bitmap line" "bitmap $ext holder 2" "$st"
+expect_match "STATUS: bitmap line" "bitmap $bx holder 2" "$st"
 
 # kill -9 and restart: every lock is still there and honoured.
 kill9_lockd
@@ -100,8 +113,10 @@ sleep 2.3
 out=$(call 2 break host 1)
 expect_match "BREAK host 1 after its lease expired: OK" "^BREAK OK id=1 gen=[1-9]" "$out"
 expect_match "VDI 1 fenced: holder 0, lock_generation 2" "^holder 0 lock_generation 2 " "$(disk vdi 1)"
-expect "extent $ext fenced: generation bumped, bitmap lock of host 2 kept" \
-	"type 2 holder 0 generation $((gen + 1)) bitmap_holder 2" "$(disk extent "$ext")"
+expect "extent $ext fenced: generation bumped" \
+	"type 2 holder 0 generation $((gen + 1)) bitmap_holder 0" "$(disk extent "$ext")"
+expect "bitmap lock of host 2 on extent $bx kept" \
+	"type 2 holder 0 generation $bgen bitmap_holder 2" "$(disk extent "$bx")"
 expect "registry fenced" "holder 0 generation $((rgen + 1))" "$(disk registry)"
 out=$(call 1 unlock_vdi 1 1 , release "$ext" "$gen")
 expect_match "old grants are stale" "^UNLOCK_VDI ESTALE.*

@@ -9,11 +9,16 @@
  *  - odd: raw.  The rest of the input is fed, as is, into a fresh
  *    connection; this exercises header, length, tag and seq checking.
  *  - even: structured.  Two connections say HELLO correctly (hosts chosen
- *    by the second byte), then the rest is a sequence of 27-byte records
- *    { op, conn/flags, 24 bytes of plx_lk_args } for which the harness
- *    builds correctly tagged frames, so the fuzzer reaches every lock
- *    operation behind the MAC.  Flag bits corrupt the tag, the seq or the
- *    length, to check that such frames change nothing.
+ *    by the second byte, bits 0-1 and 2-3; bits 4 and 5 make connection 1
+ *    and 0 a parallaxd with the helper flag), then the rest is a sequence
+ *    of records { op, conn/flags, 24 bytes of plx_lk_args } for which the
+ *    harness builds correctly tagged frames, so the fuzzer reaches every
+ *    lock operation behind the MAC.  A GC_POST record carries a 40-byte
+ *    struct plx_lk_job instead of the args, then as many bytes of bitmap
+ *    as its nbytes field says (modulo 1025, at most what is left).  A
+ *    GC_RESULT or GC_DONE with id 0 names the last job posted or
+ *    fetched.  Flag bits corrupt the tag, the seq or the length, to check
+ *    that such frames change nothing.
  * Every reply frame is checked: its tag must verify and its seq echo the
  * request's.
  */
@@ -28,6 +33,7 @@
 
 static struct lkd d;
 static bool ready;
+static uint64_t last_job;	/* id of the last job posted or fetched */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -94,6 +100,12 @@ static void drain(struct lkd_conn *c, uint32_t want_seq, bool check_seq)
 			abort();
 		if (check_seq && h.op != PLX_LK_CHALLENGE && h.seq != want_seq)
 			abort();
+		/* Remember job ids, so that records can name a real job. */
+		if (h.status == PLX_LK_OK && h.len >= 8 &&
+		    (h.op == PLX_LK_GC_POST || h.op == PLX_LK_GC_FETCH)) {
+			memcpy(&last_job, c->out + off + PLX_LK_HDR_LEN, 8);
+			last_job = be64toh(last_job);
+		}
 		off += n;
 	}
 	if (off != c->out_len)
@@ -101,10 +113,13 @@ static void drain(struct lkd_conn *c, uint32_t want_seq, bool check_seq)
 	c->out_len = 0;
 }
 
-static struct lkd_conn *say_hello(uint32_t host)
+static struct lkd_conn *say_hello(uint32_t host, bool helper)
 {
 	struct lkd_conn *c = lkd_conn_new(&d, -1, "fuzz");
-	struct plx_lk_hello hl = { .host = htobe32(host) };
+	struct plx_lk_hello hl = {
+		.host = htobe32(host),
+		.flags = htobe32(helper ? PLX_LK_HELLO_HELPER : 0),
+	};
 	uint8_t frame[PLX_LK_HDR_LEN + sizeof(hl) + PLX_LK_MAC_LEN];
 	struct plx_lk_session ss;
 	size_t n;
@@ -136,16 +151,18 @@ static void fuzz_raw(const uint8_t *data, size_t size)
 
 static void fuzz_records(const uint8_t *data, size_t size)
 {
-	uint8_t frame[PLX_LK_HDR_LEN + PLX_LK_MAX_REQUEST + PLX_LK_MAC_LEN];
+	uint8_t frame[PLX_LK_HDR_LEN + PLX_LK_MAX_JOB_REQUEST + PLX_LK_MAC_LEN];
 	struct lkd_conn *c[2];
 	uint32_t seq[2] = { 1, 1 };
-	uint8_t args[sizeof(struct plx_lk_args)];
+	uint8_t args[PLX_LK_MAX_JOB_REQUEST];
+	struct plx_lk_job job;
+	uint64_t id;
 	size_t n, k, len;
 
 	if (!size)
 		return;
-	c[0] = say_hello(1 + (data[0] & 3));
-	c[1] = say_hello(1 + ((data[0] >> 2) & 3));
+	c[0] = say_hello(1 + (data[0] & 3), data[0] & 0x20);
+	c[1] = say_hello(1 + ((data[0] >> 2) & 3), data[0] & 0x10);
 	data++;
 	size--;
 	while (size >= 2) {
@@ -155,13 +172,29 @@ static void fuzz_records(const uint8_t *data, size_t size)
 		data += 2;
 		size -= 2;
 		memset(args, 0, sizeof(args));
-		n = size < sizeof(args) ? size : sizeof(args);
+		len = op == PLX_LK_GC_POST ? sizeof(job) :
+			sizeof(struct plx_lk_args);
+		n = size < len ? size : len;
 		memcpy(args, data, n);
 		data += n;
 		size -= n;
+		if (op == PLX_LK_GC_POST) {
+			/* The bitmap chunk the job's nbytes announces. */
+			memcpy(&job, args, sizeof(job));
+			n = be32toh(job.nbytes) % (PLX_LK_JOB_BITS_MAX + 1);
+			if (n > size)
+				n = size;
+			memcpy(args + sizeof(job), data, n);
+			data += n;
+			size -= n;
+			len += n;
+		} else if ((op == PLX_LK_GC_RESULT || op == PLX_LK_GC_DONE) &&
+			   !memcmp(args, "\0\0\0\0\0\0\0\0", 8)) {
+			id = htobe64(last_job);
+			memcpy(args, &id, 8);
+		}
 		if (!c[k])
 			continue;
-		len = sizeof(args);
 		if (fl & 0x10)
 			len = fl >> 5;		/* short payload: EINVAL */
 		seq[k]++;
@@ -198,6 +231,8 @@ dropped:
 		drain(c[k], seq[k], false);
 		lkd_conn_free(&d, c[k]);
 	}
+	/* Job expiry (leases of 1 s here) and the forgetting of results. */
+	lkd_conn_timeouts(&d, lkd_now_ms());
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -64,8 +64,21 @@ bool pd_lk_ensure(struct pd *pd, bool force)
 		lk_down(pd, "the blockstore names no lock manager (lockd_addr is empty; see --lockd)");
 		return false;
 	}
-	c = plx_lk_connect(pd->lockd_addr, pd->key, pd->host,
-			   PD_LK_TIMEOUT_MS);
+	/* The helper flag: lockd relays this host's GC jobs to us. */
+	c = plx_lk_connect_flags(pd->lockd_addr, pd->key, pd->host,
+				 PLX_LK_HELLO_HELPER, PD_LK_TIMEOUT_MS);
+	/*
+	 * A lock manager older than online GC refuses any HELLO flag: serve
+	 * the devices anyway; a GC then finds no parallaxd for this host
+	 * and leaves its extents alone.
+	 */
+	pd->lk_gc = c != NULL;
+	if (!c && strstr(plx_errmsg(), "HELLO refused: EINVAL")) {
+		pd_log(PD_WARN, "lock manager %s does not relay GC jobs (%s); connecting without",
+		       pd->lockd_addr, plx_errmsg());
+		c = plx_lk_connect(pd->lockd_addr, pd->key, pd->host,
+				   PD_LK_TIMEOUT_MS);
+	}
 	if (!c) {
 		lk_down(pd, plx_errmsg());
 		return false;

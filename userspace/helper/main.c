@@ -64,6 +64,12 @@ static const char usage_text[] =
 "    of that type ahead of need; an extent with no free block left is\n"
 "    released as soon as the device holds another of its type with room.\n"
 "\n"
+"    It runs the online garbage collector's jobs for the extents this\n"
+"    host holds, relayed by the lock manager (\"parallax gc\"): gc_begin\n"
+"    and gc_end to every read-write device, gc_reclaim to the device\n"
+"    holding the extent.  gc_begin, which may wait 30 s in the kernel,\n"
+"    runs in a child process so that the lease keeps being renewed.\n"
+"\n"
 "    If the lock manager is unreachable, parallaxd logs it once, sets\n"
 "    the devices' lock-manager state to \"unreachable\" (the last field\n"
 "    of dmsetup status), keeps serving with the extents already held and\n"
@@ -304,10 +310,11 @@ static void arm_events(struct pd *pd)
 static void run(struct pd *pd)
 {
 	u64 next_tick = pd_now_ms() + PD_TICK_MS, next_handover = 0;
+	u64 next_gc = 0;
 
 	while (!stop_signal) {
-		struct pollfd fds[3];
-		int nfds = 0, ctl = -1, lk = -1, ev = -1, timeout;
+		struct pollfd fds[4];
+		int nfds = 0, ctl = -1, lk = -1, ev = -1, gc = -1, timeout;
 		u64 now = pd_now_ms();
 
 		fds[nfds] = (struct pollfd){ .fd = pd->listen_fd, .events = POLLIN };
@@ -322,7 +329,22 @@ static void run(struct pd *pd)
 						     .events = POLLIN };
 			ev = nfds++;
 		}
+		if (pd->gc_fd >= 0) {
+			fds[nfds] = (struct pollfd){ .fd = pd->gc_fd,
+						     .events = POLLIN };
+			gc = nfds++;
+		}
 		timeout = next_tick > now ? (int)(next_tick - now) : 0;
+		/* GC jobs left over from the last batch: at once. */
+		if (pd->gc_more)
+			timeout = 0;
+		/* A GC is at work here: ask for its next job every 50 ms. */
+		if (now < pd->gc_fast_until) {
+			int t = next_gc > now ? (int)(next_gc - now) : 0;
+
+			if (t < timeout)
+				timeout = t;
+		}
 		/* A hand-over is retried five times a second. */
 		if (pd_devs_any_pending(pd)) {
 			int t = next_handover > now ?
@@ -346,6 +368,15 @@ static void run(struct pd *pd)
 			pd_lk_readable(pd);
 		if (fds[ctl].revents & POLLIN)
 			pd_ctl_accept(pd);
+		if (gc >= 0 && fds[gc].revents)
+			pd_gc_begin_done(pd);
+		if (pd->gc_more) {
+			pd_gc_run(pd);
+		} else if (pd_now_ms() < pd->gc_fast_until &&
+			   pd_now_ms() >= next_gc) {
+			next_gc = pd_now_ms() + PD_GC_FAST_TICK_MS;
+			pd_gc_run(pd);
+		}
 		if (pd_now_ms() >= next_handover && pd_devs_any_pending(pd)) {
 			next_handover = pd_now_ms() + PD_PENDING_TICK_MS;
 			pd_devs_handover(pd);
@@ -354,6 +385,7 @@ static void run(struct pd *pd)
 			next_tick = pd_now_ms() + PD_TICK_MS;
 			pd_lk_timer(pd);
 			pd_devs_check(pd);
+			pd_gc_run(pd);
 		}
 	}
 }
@@ -369,7 +401,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct pd pd = { .listen_fd = -1, .ev_fd = -1,
+	static struct pd pd = { .listen_fd = -1, .ev_fd = -1, .gc_fd = -1,
 				.spare_pct = 25,
 				.lk_backoff_ms = PD_BACKOFF_MIN_MS };
 	const char *host_s = NULL, *run_dir = getenv("PARALLAX_RUN_DIR");

@@ -29,6 +29,13 @@
 #define PD_CLIENT_TIMEOUT_MS	2000
 #define PD_MAX_WAIT_S		3600	/* attach ... rw wait=S */
 #define PD_PENDING_TICK_MS	200	/* LOCK_VDI retries of pending devices */
+/*
+ * A GC posts its next job only once it has the last one's result: for
+ * this long after a job, parallaxd asks for the next every 50 ms instead
+ * of once a second, or a collection would take a second per job.
+ */
+#define PD_GC_FAST_MS		3000
+#define PD_GC_FAST_TICK_MS	50
 
 enum pd_level { PD_ERR = 3, PD_WARN = 4, PD_INFO = 6, PD_DEBUG = 7 };
 
@@ -102,6 +109,7 @@ struct pd {
 	u64 lk_next_renew_ms;
 	u32 lease_ms;
 	bool renew_refused_logged;
+	bool lk_gc;			/* this connection runs GC jobs */
 
 	/* Descriptors. */
 	int listen_fd;
@@ -110,6 +118,14 @@ struct pd {
 	struct pd_dev *devs;
 	struct pd_pending pending[PD_MAX_PENDING];
 	unsigned int nr_pending;
+
+	/* GC jobs (gc.c): a gc_begin running in a child process. */
+	int gc_fd;			/* its result pipe, or -1 */
+	pid_t gc_pid;
+	u64 gc_job;
+	u64 gc_epoch;
+	bool gc_more;			/* more jobs may wait: run now */
+	u64 gc_fast_until;		/* poll for jobs fast until then */
 };
 
 /* main.c */
@@ -138,6 +154,14 @@ void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen);
 void pd_pending_flush(struct pd *pd);
 /* $RUN_DIR/parallaxd.pending keeps the queue across restarts. */
 void pd_pending_load(struct pd *pd);
+
+/* gc.c: GC jobs relayed by the lock manager. */
+/* Fetch and run this host's jobs until none is left (or a batch ran). */
+void pd_gc_run(struct pd *pd);
+/* A gc_begin child is running (its pipe is pd->gc_fd). */
+bool pd_gc_busy(const struct pd *pd);
+/* pd->gc_fd polled readable: report the gc_begin's result. */
+void pd_gc_begin_done(struct pd *pd);
 
 /* devices.c */
 struct pd_dev *pd_dev_find(struct pd *pd, const char *name);

@@ -390,7 +390,7 @@ int plx_usage(struct plx_store *s, struct plx_usage *u, plx_progress_fn pfn,
 	      void *parg);
 void plx_usage_free(struct plx_usage *u);
 
-/* ---- Garbage collection (gc.c) ----------------------------------------- */
+/* ---- Garbage collection (gc.c, gcmsg.c) ------------------------------- */
 
 #ifndef PLX_PROGRESS_FN_DEFINED
 #define PLX_PROGRESS_FN_DEFINED
@@ -449,6 +449,12 @@ struct plx_gc_stats {
 	double mark_seconds, sweep_seconds;
 };
 
+/*
+ * "gc_reclaim EPOCH EXTENT GENERATION OFFSET HEX" into @buf (@len bytes,
+ * NUL-terminated), HEX being @nbytes of @bits in lowercase hex (gcmsg.c).
+ * 0, or -1 if it does not fit or @nbytes is 0 or more than
+ * PLX_GC_CHUNK_BYTES.
+ */
 int plx_gc_reclaim_msg(char *buf, size_t len, u64 epoch, u64 extent,
 		       u64 generation, u64 offset, const u8 *bits, u32 nbytes);
 

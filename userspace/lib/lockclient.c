@@ -256,13 +256,18 @@ static int lk_exchange(struct plx_lk_client *c, uint8_t op,
 		       const void *req, uint32_t req_len,
 		       struct plx_lk_hdr *h, uint8_t **payload)
 {
-	uint8_t frame[PLX_LK_HDR_LEN + PLX_LK_MAX_REQUEST + PLX_LK_MAC_LEN];
+	uint8_t frame[PLX_LK_HDR_LEN + PLX_LK_MAX_JOB_REQUEST + PLX_LK_MAC_LEN];
 	uint64_t deadline = now_ms() + c->timeout_ms;
 	size_t n;
 
 	if (c->fd < 0) {
 		plx_seterr(PLX_EK_STORE, "lock manager %s: not connected",
 			   c->addr);
+		return -1;
+	}
+	if (req_len > plx_lk_max_request(op)) {
+		plx_seterr(PLX_EK_USAGE, "%s: %u bytes is too long a request",
+			   plx_lk_op_name(op), req_len);
 		return -1;
 	}
 	c->seq++;
@@ -408,6 +413,14 @@ struct plx_lk_client *plx_lk_connect(const char *addr,
 				     const uint8_t key[PLX_LK_KEY_LEN],
 				     uint32_t host, unsigned int timeout_ms)
 {
+	return plx_lk_connect_flags(addr, key, host, 0, timeout_ms);
+}
+
+struct plx_lk_client *plx_lk_connect_flags(const char *addr,
+					   const uint8_t key[PLX_LK_KEY_LEN],
+					   uint32_t host, uint32_t flags,
+					   unsigned int timeout_ms)
+{
 	struct plx_lk_hello hello;
 	struct plx_lk_client *c;
 	struct plx_lk_hdr h;
@@ -429,6 +442,7 @@ struct plx_lk_client *plx_lk_connect(const char *addr,
 	memset(&hello, 0, sizeof(hello));
 	memcpy(hello.client_nonce, c->ss.client_nonce, PLX_LK_NONCE_LEN);
 	hello.host = htobe32(host);
+	hello.flags = htobe32(flags);
 	c->timeout_ms = (unsigned int)(deadline > now_ms() ?
 			deadline - now_ms() : 1);
 	r = lk_exchange(c, PLX_LK_HELLO, &hello, sizeof(hello), &h, &payload);
@@ -492,6 +506,159 @@ int plx_lk_call(struct plx_lk_client *c, enum plx_lk_op op,
 	}
 	free(payload);
 	return status;
+}
+
+/* ---- GC jobs ------------------------------------------------------------ */
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = {
+		.tv_sec = ms / 1000,
+		.tv_nsec = (long)(ms % 1000) * 1000000,
+	};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+int plx_lk_gc_job(struct plx_lk_client *c, uint32_t host, uint32_t kind,
+		  uint64_t epoch, uint64_t extent, uint64_t generation,
+		  uint32_t offset, const uint8_t *bits, uint32_t nbytes,
+		  unsigned int timeout_ms, struct plx_lk_job_result *res)
+{
+	uint8_t req[PLX_LK_MAX_JOB_REQUEST];
+	struct plx_lk_job w = {
+		.epoch = htobe64(epoch),
+		.extent = htobe64(extent),
+		.generation = htobe64(generation),
+		.host = htobe32(host),
+		.kind = htobe32(kind),
+		.offset = htobe32(offset),
+		.nbytes = htobe32(nbytes),
+	};
+	uint64_t deadline = now_ms() + timeout_ms, id;
+	struct plx_lk_args args = { 0 };
+	struct plx_lk_grant g;
+	struct plx_lk_hdr h;
+	uint8_t *payload;
+	char text[200];
+	int st;
+
+	memset(res, 0, sizeof(*res));
+	if (nbytes > PLX_LK_JOB_BITS_MAX || (nbytes && !bits)) {
+		plx_seterr(PLX_EK_USAGE, "a GC job carries at most %d bytes of bits",
+			   PLX_LK_JOB_BITS_MAX);
+		return -1;
+	}
+	memcpy(req, &w, sizeof(w));
+	if (nbytes)
+		memcpy(req + sizeof(w), bits, nbytes);
+	for (;;) {
+		if (lk_exchange(c, PLX_LK_GC_POST, req,
+				(uint32_t)(sizeof(w) + nbytes), &h, &payload))
+			return -1;
+		/* A full job table drains as holders work: post again. */
+		if (h.status != PLX_LK_EAGAIN || now_ms() >= deadline)
+			break;
+		free(payload);
+		sleep_ms(100);
+	}
+	if (h.status != PLX_LK_OK || h.len < sizeof(g)) {
+		plx_seterr(PLX_EK_STORE, "lock manager %s: GC job for host %u refused: %s %s",
+			   c->addr, host, plx_lk_status_name(h.status),
+			   h.status != PLX_LK_OK ? (char *)payload : "");
+		free(payload);
+		return -1;
+	}
+	grant_from_wire(&g, payload);
+	free(payload);
+	id = g.id;
+	args.id = id;
+	for (;;) {
+		st = plx_lk_call(c, PLX_LK_GC_RESULT, &args, &g, text,
+				 sizeof(text));
+		if (st < 0)
+			return -1;
+		if (st != PLX_LK_OK) {
+			plx_seterr(PLX_EK_STORE, "lock manager %s: job %llu: %s %s",
+				   c->addr, (unsigned long long)id,
+				   plx_lk_status_name(st), text);
+			return -1;
+		}
+		if (g.type == 1) {
+			res->error = (int32_t)g.holder;
+			res->freed = g.generation;
+			return 0;
+		}
+		if (now_ms() >= deadline) {
+			plx_seterr(PLX_EK_STORE, "lock manager %s: job %llu for host %u not done after %u ms",
+				   c->addr, (unsigned long long)id, host,
+				   timeout_ms);
+			return -1;
+		}
+		sleep_ms(100);
+	}
+}
+
+int plx_lk_gc_fetch(struct plx_lk_client *c, struct plx_lk_fetched *job)
+{
+	struct plx_lk_args w = { 0 };
+	struct plx_lk_job jw;
+	struct plx_lk_hdr h;
+	uint8_t *payload;
+	uint64_t id;
+
+	if (lk_exchange(c, PLX_LK_GC_FETCH, &w, sizeof(w), &h, &payload))
+		return -1;
+	if (h.status == PLX_LK_ENOENT) {
+		free(payload);
+		return 0;
+	}
+	if (h.status != PLX_LK_OK) {
+		plx_seterr(PLX_EK_STORE, "lock manager %s: GC_FETCH refused: %s %s",
+			   c->addr, plx_lk_status_name(h.status),
+			   (char *)payload);
+		free(payload);
+		return -1;
+	}
+	if (h.len < 8 + sizeof(jw)) {
+		plx_seterr(PLX_EK_STORE, "lock manager %s: GC_FETCH reply too short",
+			   c->addr);
+		free(payload);
+		return -1;
+	}
+	memcpy(&id, payload, 8);
+	memcpy(&jw, payload + 8, sizeof(jw));
+	job->id = be64toh(id);
+	job->job.epoch = be64toh(jw.epoch);
+	job->job.extent = be64toh(jw.extent);
+	job->job.generation = be64toh(jw.generation);
+	job->job.host = be32toh(jw.host);
+	job->job.kind = be32toh(jw.kind);
+	job->job.offset = be32toh(jw.offset);
+	job->job.nbytes = be32toh(jw.nbytes);
+	if (job->job.nbytes > PLX_LK_JOB_BITS_MAX ||
+	    h.len != 8 + sizeof(jw) + job->job.nbytes) {
+		plx_seterr(PLX_EK_STORE, "lock manager %s: GC_FETCH reply of %u bytes says nbytes %u",
+			   c->addr, h.len, job->job.nbytes);
+		free(payload);
+		return -1;
+	}
+	memcpy(job->bits, payload + 8 + sizeof(jw), job->job.nbytes);
+	free(payload);
+	return 1;
+}
+
+int plx_lk_gc_done(struct plx_lk_client *c, uint64_t id, int error,
+		   uint64_t freed)
+{
+	struct plx_lk_args args = {
+		.id = id,
+		.generation = freed,
+		.type = (uint32_t)error,
+	};
+
+	return plx_lk_call(c, PLX_LK_GC_DONE, &args, NULL, NULL, 0);
 }
 
 char *plx_lk_status_text(struct plx_lk_client *c)

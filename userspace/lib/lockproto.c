@@ -28,6 +28,10 @@ static const char *const op_names[PLX_LK_OP_MAX] = {
 	[PLX_LK_UNLOCK_BITMAP] = "UNLOCK_BITMAP",
 	[PLX_LK_BREAK] = "BREAK",
 	[PLX_LK_STATUS] = "STATUS",
+	[PLX_LK_GC_POST] = "GC_POST",
+	[PLX_LK_GC_RESULT] = "GC_RESULT",
+	[PLX_LK_GC_FETCH] = "GC_FETCH",
+	[PLX_LK_GC_DONE] = "GC_DONE",
 };
 
 static const char *const status_names[PLX_LK_STATUS_MAX] = {
@@ -40,6 +44,7 @@ static const char *const status_names[PLX_LK_STATUS_MAX] = {
 	[PLX_LK_ENOSPC] = "ENOSPC",
 	[PLX_LK_EIO] = "EIO",
 	[PLX_LK_EPROTO] = "EPROTO",
+	[PLX_LK_EAGAIN] = "EAGAIN",
 };
 
 const char *plx_lk_op_name(unsigned int op)
@@ -54,6 +59,13 @@ const char *plx_lk_status_name(unsigned int status)
 	if (status < PLX_LK_STATUS_MAX)
 		return status_names[status];
 	return "UNKNOWN_STATUS";
+}
+
+uint32_t plx_lk_max_request(unsigned int op)
+{
+	/* Only a GC job carries a bitmap chunk; every other op stays small. */
+	return op == PLX_LK_GC_POST ? PLX_LK_MAX_JOB_REQUEST :
+		PLX_LK_MAX_REQUEST;
 }
 
 static void hdr_to_wire(const struct plx_lk_hdr *h, uint8_t *out)

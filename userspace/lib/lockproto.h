@@ -17,6 +17,9 @@
  * seq = 1, 2, 3, ... and a reply echoes its request's seq, so a frame
  * cannot be replayed within a connection, nor into another one.
  *
+ * Request payloads are at most PLX_LK_MAX_REQUEST bytes, except GC_POST's
+ * (PLX_LK_MAX_JOB_REQUEST).
+ *
  * A request whose header, length, tag or seq is wrong closes the
  * connection without a reply and changes nothing.  A well-formed request
  * that cannot be granted gets a reply with a non-zero status and a short
@@ -36,6 +39,9 @@
 #define PLX_LK_NONCE_LEN	16
 #define PLX_LK_KEY_LEN		32
 #define PLX_LK_MAX_REQUEST	64	/* payload bytes, client to server */
+/* GC_POST alone may carry a job: struct plx_lk_job and its bitmap chunk. */
+#define PLX_LK_JOB_BITS_MAX	1024	/* = PLX_GC_CHUNK_BYTES */
+#define PLX_LK_MAX_JOB_REQUEST	(40 + PLX_LK_JOB_BITS_MAX)
 #define PLX_LK_MAX_REPLY	65536	/* payload bytes, server to client */
 #define PLX_LK_DEFAULT_PORT	7789
 #define PLX_LK_LEASE_MS		15000	/* default lease */
@@ -54,6 +60,10 @@ enum plx_lk_op {
 	PLX_LK_UNLOCK_BITMAP,	/* id = extent */
 	PLX_LK_BREAK,		/* fence: type = enum plx_lk_what, id */
 	PLX_LK_STATUS,		/* -> text: one line per host and lock */
+	PLX_LK_GC_POST,		/* plx_lk_job -> grant (id = job) */
+	PLX_LK_GC_RESULT,	/* id = job -> grant (type 0 pending/1 done) */
+	PLX_LK_GC_FETCH,	/* helper: -> job id + struct plx_lk_job */
+	PLX_LK_GC_DONE,		/* helper: id = job, type = errno */
 	PLX_LK_OP_MAX
 };
 
@@ -67,6 +77,7 @@ enum plx_lk_status {
 	PLX_LK_ENOSPC,		/* no unheld extent with free space */
 	PLX_LK_EIO,		/* the blockstore could not be read/written */
 	PLX_LK_EPROTO,		/* unknown op, HELLO twice, op before HELLO */
+	PLX_LK_EAGAIN,		/* too many GC jobs queued: try again */
 	PLX_LK_STATUS_MAX
 };
 
@@ -80,6 +91,16 @@ enum plx_lk_what {
 
 /* BREAK flag: even if the holder's lease is live. */
 #define PLX_LK_FORCE		1U
+
+/* HELLO flag: this connection is the host's parallaxd, which runs GC jobs. */
+#define PLX_LK_HELLO_HELPER	1U
+
+/* What a GC job asks the holder host's parallaxd to do (plx_lk_job.kind). */
+enum plx_lk_job_kind {
+	PLX_LK_JOB_BEGIN = 1,	/* gc_begin EPOCH to every rw device */
+	PLX_LK_JOB_RECLAIM,	/* gc_reclaim ... to the extent's device */
+	PLX_LK_JOB_END,		/* gc_end EPOCH to every rw device */
+};
 
 struct plx_lk_hdr {
 	uint32_t magic;
@@ -99,7 +120,7 @@ struct plx_lk_challenge {
 struct plx_lk_hello {
 	uint8_t client_nonce[PLX_LK_NONCE_LEN];
 	uint32_t host;		/* 1 .. 2^32-1 */
-	uint32_t flags;		/* none defined; zero */
+	uint32_t flags;		/* PLX_LK_HELLO_HELPER or zero */
 } __attribute__((packed));
 
 /* Payload of every request after HELLO (unused fields zero). */
@@ -120,12 +141,29 @@ struct plx_lk_grant {
 	uint32_t reserved;
 } __attribute__((packed));
 
+/*
+ * A GC job: the payload of GC_POST, and of GC_FETCH's reply after a u64
+ * job id.  @bits (@nbytes of them, RECLAIM only) follow the struct.
+ */
+struct plx_lk_job {
+	uint64_t epoch;
+	uint64_t extent;
+	uint64_t generation;
+	uint32_t host;		/* the holder, whose parallaxd runs it */
+	uint32_t kind;		/* enum plx_lk_job_kind */
+	uint32_t offset;	/* block offset in the extent, multiple of 8 */
+	uint32_t nbytes;	/* bitmap bytes after the struct */
+} __attribute__((packed));
+
 _Static_assert(sizeof(struct plx_lk_hdr) == PLX_LK_HDR_LEN, "hdr");
+_Static_assert(sizeof(struct plx_lk_job) == 40, "job");
 _Static_assert(sizeof(struct plx_lk_args) == 24, "args");
 _Static_assert(sizeof(struct plx_lk_grant) == 32, "grant");
 
 const char *plx_lk_op_name(unsigned int op);
 const char *plx_lk_status_name(unsigned int status);
+/* Largest request payload of @op: PLX_LK_MAX_JOB_REQUEST for GC_POST. */
+uint32_t plx_lk_max_request(unsigned int op);
 
 /* ---- Framing (lockproto.c), shared by both ends -------------------------- */
 
@@ -167,6 +205,11 @@ struct plx_lk_client;
 struct plx_lk_client *plx_lk_connect(const char *addr,
 				     const uint8_t key[PLX_LK_KEY_LEN],
 				     uint32_t host, unsigned int timeout_ms);
+/* The same with HELLO flags (PLX_LK_HELLO_HELPER: parallaxd only). */
+struct plx_lk_client *plx_lk_connect_flags(const char *addr,
+					   const uint8_t key[PLX_LK_KEY_LEN],
+					   uint32_t host, uint32_t flags,
+					   unsigned int timeout_ms);
 /*
  * Does a lock manager holding @key answer at @addr?  1 if its challenge
  * verifies, else 0.  Says no HELLO, so it takes no lease.
@@ -183,6 +226,42 @@ int plx_lk_probe(const char *addr, const uint8_t key[PLX_LK_KEY_LEN],
 int plx_lk_call(struct plx_lk_client *c, enum plx_lk_op op,
 		const struct plx_lk_args *args, struct plx_lk_grant *grant,
 		char *text, size_t text_len);
+/* ---- GC jobs (lockclient.c) -------------------------------------------- */
+
+struct plx_lk_job_result {
+	int32_t error;		/* errno from the holder, 0 = success */
+	uint64_t freed;		/* blocks freed (RECLAIM) */
+};
+
+/*
+ * Post a job for @host's parallaxd and poll GC_RESULT (every 100 ms) until
+ * it is done or @timeout_ms passed.  0 with *res filled, or -1 (connection
+ * failed, refused, or timed out; plx_errmsg says which).  @bits/@nbytes
+ * only for RECLAIM.  A post refused with EAGAIN (job table full) is
+ * retried every 100 ms within the timeout; ENOENT (no parallaxd on that
+ * host) is not.
+ */
+int plx_lk_gc_job(struct plx_lk_client *c, uint32_t host, uint32_t kind,
+		  uint64_t epoch, uint64_t extent, uint64_t generation,
+		  uint32_t offset, const uint8_t *bits, uint32_t nbytes,
+		  unsigned int timeout_ms, struct plx_lk_job_result *res);
+
+/* A job as GC_FETCH hands it to parallaxd (host order). */
+struct plx_lk_fetched {
+	uint64_t id;
+	struct plx_lk_job job;
+	uint8_t bits[PLX_LK_JOB_BITS_MAX];
+};
+
+/*
+ * GC_FETCH: 1 with *job filled, 0 if no job is pending for this host, -1
+ * if the connection failed or the lock manager refused (plx_errmsg).
+ */
+int plx_lk_gc_fetch(struct plx_lk_client *c, struct plx_lk_fetched *job);
+/* GC_DONE: the job's status (>= 0; PLX_LK_OK) or -1 (connection failed). */
+int plx_lk_gc_done(struct plx_lk_client *c, uint64_t id, int error,
+		   uint64_t freed);
+
 /* STATUS: the text (NUL-terminated, malloc'd) or NULL. */
 char *plx_lk_status_text(struct plx_lk_client *c);
 int plx_lk_fd(const struct plx_lk_client *c);

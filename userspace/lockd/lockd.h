@@ -27,6 +27,8 @@
 #define LKD_FRAME_TIMEOUT_MS	10000	/* a frame completes within this */
 #define LKD_HELLO_TIMEOUT_MS	10000	/* HELLO comes within this */
 #define LKD_MAX_OUT		(1U << 20)	/* unread replies per peer */
+#define LKD_MAX_JOBS		1024	/* GC jobs, pending or done */
+#define LKD_RESULT_KEEP_MS	120000	/* results are kept */
 
 struct lkd_host {
 	uint32_t id;
@@ -48,16 +50,37 @@ struct lkd_conn {
 	char peer[80];
 	struct plx_lk_session ss;
 	bool hello;
+	bool helper;			/* HELLO said PLX_LK_HELLO_HELPER */
+	uint64_t serial;		/* unique per connection */
 	uint32_t host;
 	uint32_t seq;			/* last request seq accepted */
 	uint64_t opened_ms;
 	uint64_t frame_start_ms;	/* first byte of the partial frame */
-	uint8_t in[PLX_LK_HDR_LEN + PLX_LK_MAX_REQUEST + PLX_LK_MAC_LEN];
+	uint8_t in[PLX_LK_HDR_LEN + PLX_LK_MAX_JOB_REQUEST + PLX_LK_MAC_LEN];
 	size_t in_len;
 	uint8_t *out;
 	size_t out_len, out_off, out_cap;
 	bool dead;			/* close now */
 	bool closing;			/* close once the output is flushed */
+};
+
+enum lkd_job_state { JOB_PENDING, JOB_RUNNING, JOB_DONE };
+
+/*
+ * A GC job relayed from a GC client to the holder host's parallaxd.  Jobs
+ * live in memory only: a restarted lockd has none, and a GC client that
+ * polls for one gets ENOENT.
+ */
+struct lkd_job {
+	uint64_t id;
+	enum lkd_job_state state;
+	uint64_t conn;			/* RUNNING: the fetcher's serial */
+	uint64_t posted_ms, done_ms;
+	struct plx_lk_job job;		/* host order */
+	uint8_t bits[PLX_LK_JOB_BITS_MAX];
+	int32_t error;			/* DONE: errno, 0 = success */
+	bool read;			/* DONE and reported by GC_RESULT */
+	uint64_t freed;
 };
 
 struct lkd {
@@ -83,6 +106,11 @@ struct lkd {
 	size_t nr_vdis, cap_vdis;
 	struct lkd_conn *conns[LKD_MAX_CONNS];
 	size_t nr_conns;
+	uint64_t next_serial;
+
+	struct lkd_job *jobs[LKD_MAX_JOBS];	/* in posting order */
+	size_t nr_jobs;
+	uint64_t next_job_id;
 
 	FILE *log;			/* NULL: no log (fuzzer) */
 };
@@ -117,6 +145,8 @@ int lkd_vdi_load(struct lkd *d, uint64_t id, struct plx_vdi_record **rec);
 int lkd_vdi_commit(struct lkd *d, uint64_t id);
 /* Free blocks of extent @ext from its on-disk bitmap; -1 if unreadable. */
 int64_t lkd_extent_free(struct lkd *d, uint64_t ext);
+/* Allocated blocks of @ext besides its bitmap blocks; -1 if unreadable. */
+int64_t lkd_extent_used(struct lkd *d, uint64_t ext);
 
 /* Held-VDI table. */
 void lkd_vdi_set(struct lkd *d, uint64_t id, uint32_t holder,
@@ -130,7 +160,10 @@ struct lkd_conn *lkd_conn_new(struct lkd *d, int fd, const char *peer);
 /* Feed received bytes; -1 means close the connection now. */
 int lkd_conn_input(struct lkd *d, struct lkd_conn *c, const uint8_t *buf,
 		   size_t len);
-/* Close timed-out connections (marks them dead). */
+/*
+ * Close timed-out connections (marks them dead); end the GC jobs of hosts
+ * whose lease expired and forget results older than LKD_RESULT_KEEP_MS.
+ */
 void lkd_conn_timeouts(struct lkd *d, uint64_t now);
 void lkd_conn_free(struct lkd *d, struct lkd_conn *c);
 

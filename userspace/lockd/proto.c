@@ -11,6 +11,7 @@
  * the reply is queued.
  */
 #include <endian.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,12 @@ refuse(struct lkd_req *r, uint16_t status, const char *fmt, ...)
 	lkd_log(r->d, "host %u %s id %llu: refused %s: %s", r->c->host,
 		what_name(r->op), (unsigned long long)r->id,
 		plx_lk_status_name(status), text);
+	reply(r->c, r->op, status, r->seq, text, (uint32_t)strlen(text));
+}
+
+/* A refusal that is routine (nothing to fetch): not logged. */
+static void quiet_refuse(struct lkd_req *r, uint16_t status, const char *text)
+{
 	reply(r->c, r->op, status, r->seq, text, (uint32_t)strlen(text));
 }
 
@@ -318,6 +325,14 @@ static void op_claim_extent(struct lkd_req *r)
 		if (holder)
 			return busy(r, r->id, le64_to_cpu(e->generation),
 				    holder, e->type);
+		/*
+		 * A GC is sweeping this unheld extent's bitmap on disk: a
+		 * kernel target granted it now would allocate from a bitmap
+		 * being rewritten under it.
+		 */
+		if (e->bitmap_holder)
+			return busy(r, r->id, le64_to_cpu(e->generation),
+				    le32_to_cpu(e->bitmap_holder), e->type);
 		return claim(r, r->id, r->type);
 	}
 	/*
@@ -327,7 +342,8 @@ static void op_claim_extent(struct lkd_req *r)
 	 */
 	for (ext = d->geo.system_extents; ext < d->geo.nr_extents; ext++) {
 		e = lkd_ext(d, ext);
-		if (e->holder)
+		/* Held, or its bitmap is being swept by a GC. */
+		if (e->holder || e->bitmap_holder)
 			continue;
 		if (e->type == PLX_EXT_FREE) {
 			if (!first_free)
@@ -402,18 +418,39 @@ static void op_lock_bitmap(struct lkd_req *r, bool lock)
 		if (holder)
 			return busy(r, r->id, le64_to_cpu(e->generation),
 				    holder, e->type);
+		/*
+		 * The holder's kernel target keeps this bitmap in memory and
+		 * writes it back: only the holder may sweep it (gc_reclaim).
+		 */
+		if (e->holder)
+			return busy(r, r->id, le64_to_cpu(e->generation),
+				    le32_to_cpu(e->holder), e->type);
 	} else if (holder != r->c->host) {
 		return refuse(r, PLX_LK_EPERM, "the bitmap of extent %llu is not held by host %u",
 			      (unsigned long long)r->id, r->c->host);
 	}
 	old = *e;
 	e->bitmap_holder = cpu_to_le32(lock ? r->c->host : 0);
+	/*
+	 * An unheld extent left with nothing allocated but its bitmap blocks
+	 * goes back to FREE, so that it can be claimed for either type and a
+	 * store whose contents are all deleted looks freshly formatted.  The
+	 * bitmap is read now, under the bitmap lock just being released.
+	 */
+	if (!lock && !e->holder && e->type != PLX_EXT_FREE &&
+	    lkd_extent_used(d, r->id) == 0) {
+		e->type = PLX_EXT_FREE;
+		e->used = cpu_to_le32((uint32_t)d->geo.bitmap_blocks);
+	}
+	d->ext_type[r->id] = e->type;
 	if (lkd_cat_commit(d, r->id)) {
 		*e = old;
+		d->ext_type[r->id] = old.type;
 		return refuse(r, PLX_LK_EIO, "%s", plx_errmsg());
 	}
-	lkd_log(d, "host %u: %s the bitmap of extent %llu", r->c->host,
-		lock ? "locked" : "unlocked", (unsigned long long)r->id);
+	lkd_log(d, "host %u: %s the bitmap of extent %llu%s", r->c->host,
+		lock ? "locked" : "unlocked", (unsigned long long)r->id,
+		e->type != old.type ? " (now free)" : "");
 	reply_grant(r, PLX_LK_OK, r->id, le64_to_cpu(e->generation),
 		    lock ? r->c->host : 0, e->type, NULL);
 }
@@ -656,6 +693,248 @@ static void op_break(struct lkd_req *r)
 	reply_grant(r, PLX_LK_OK, r->id, gen, holder, r->type, NULL);
 }
 
+/* ---- GC jobs ------------------------------------------------------------ */
+
+static const char *job_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case PLX_LK_JOB_BEGIN:
+		return "begin";
+	case PLX_LK_JOB_RECLAIM:
+		return "reclaim";
+	case PLX_LK_JOB_END:
+		return "end";
+	}
+	return "?";
+}
+
+/* A live connection of @host's parallaxd, or NULL. */
+static struct lkd_conn *helper_conn(struct lkd *d, uint32_t host)
+{
+	size_t i;
+
+	for (i = 0; i < LKD_MAX_CONNS; i++) {
+		struct lkd_conn *c = d->conns[i];
+
+		if (c && c->hello && c->helper && c->host == host && !c->dead &&
+		    !c->closing)
+			return c;
+	}
+	return NULL;
+}
+
+static struct lkd_job *job_find(struct lkd *d, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < d->nr_jobs; i++)
+		if (d->jobs[i]->id == id)
+			return d->jobs[i];
+	return NULL;
+}
+
+static void job_remove(struct lkd *d, size_t i)
+{
+	free(d->jobs[i]);
+	memmove(&d->jobs[i], &d->jobs[i + 1],
+		(d->nr_jobs - i - 1) * sizeof(d->jobs[0]));
+	d->nr_jobs--;
+}
+
+static void job_finish(struct lkd *d, struct lkd_job *j, int32_t error,
+		       uint64_t freed)
+{
+	j->state = JOB_DONE;
+	j->error = error;
+	j->freed = freed;
+	j->done_ms = lkd_now_ms();
+	/* Reclaims are many and routine: only their failures are logged. */
+	if (error || j->job.kind != PLX_LK_JOB_RECLAIM)
+		lkd_log(d, "job %llu (%s epoch %llu extent %llu) for host %u done: %s, %llu freed",
+			(unsigned long long)j->id, job_kind_name(j->job.kind),
+			(unsigned long long)j->job.epoch,
+			(unsigned long long)j->job.extent, j->job.host,
+			error > 0 ? strerror(error) : error ? "error" : "ok",
+			(unsigned long long)freed);
+}
+
+/*
+ * End every unfinished job of @host with EHOSTDOWN (its parallaxd is
+ * gone), or with @serial only those that connection had fetched.
+ */
+static void jobs_host_down(struct lkd *d, uint32_t host, uint64_t serial)
+{
+	size_t i;
+
+	for (i = 0; i < d->nr_jobs; i++) {
+		struct lkd_job *j = d->jobs[i];
+
+		if (j->state == JOB_DONE || j->job.host != host)
+			continue;
+		if (serial && (j->state != JOB_RUNNING || j->conn != serial))
+			continue;
+		job_finish(d, j, EHOSTDOWN, 0);
+	}
+}
+
+/*
+ * Room for one more job: forget a finished one, one whose result was
+ * read first, oldest first.  Pending and running jobs are never dropped;
+ * if they fill the table the poster is told to try again (EAGAIN).
+ */
+static bool job_room(struct lkd *d)
+{
+	size_t i;
+	int pass;
+
+	if (d->nr_jobs < LKD_MAX_JOBS)
+		return true;
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < d->nr_jobs; i++)
+			if (d->jobs[i]->state == JOB_DONE &&
+			    (pass || d->jobs[i]->read)) {
+				job_remove(d, i);
+				return true;
+			}
+	return false;
+}
+
+static void op_gc_post(struct lkd_req *r, const uint8_t *p, uint32_t len)
+{
+	struct lkd *d = r->d;
+	struct plx_lk_job w, job;
+	struct lkd_job *j;
+
+	if (len < sizeof(w))
+		return refuse(r, PLX_LK_EINVAL, "GC_POST takes at least %zu bytes, not %u",
+			      sizeof(w), len);
+	memcpy(&w, p, sizeof(w));
+	job.epoch = be64toh(w.epoch);
+	job.extent = be64toh(w.extent);
+	job.generation = be64toh(w.generation);
+	job.host = be32toh(w.host);
+	job.kind = be32toh(w.kind);
+	job.offset = be32toh(w.offset);
+	job.nbytes = be32toh(w.nbytes);
+	r->id = job.extent;
+	if (len != sizeof(w) + (uint64_t)job.nbytes)
+		return refuse(r, PLX_LK_EINVAL, "GC_POST of %u bytes says nbytes %u",
+			      len, job.nbytes);
+	if (!job.host || !job.epoch)
+		return refuse(r, PLX_LK_EINVAL, "a job needs a host and a non-zero epoch");
+	switch (job.kind) {
+	case PLX_LK_JOB_BEGIN:
+	case PLX_LK_JOB_END:
+		if (job.nbytes)
+			return refuse(r, PLX_LK_EINVAL, "only a reclaim job carries bits");
+		break;
+	case PLX_LK_JOB_RECLAIM:
+		if (!job.nbytes || job.nbytes > PLX_LK_JOB_BITS_MAX ||
+		    job.offset % 8)
+			return refuse(r, PLX_LK_EINVAL, "a reclaim needs 1..%d bytes of bits at an offset that is a multiple of 8",
+				      PLX_LK_JOB_BITS_MAX);
+		if (!extent_ok(r, job.extent))
+			return;
+		break;
+	default:
+		return refuse(r, PLX_LK_EINVAL, "job kind %u is not begin (1), reclaim (2) or end (3)",
+			      job.kind);
+	}
+	if (!helper_conn(d, job.host))
+		return refuse(r, PLX_LK_ENOENT, "host %u has no parallaxd connected",
+			      job.host);
+	if (!job_room(d))
+		return refuse(r, PLX_LK_EAGAIN, "%d GC jobs are waiting; try again",
+			      LKD_MAX_JOBS);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return refuse(r, PLX_LK_EAGAIN, "out of memory");
+	j->id = d->next_job_id++;
+	j->state = JOB_PENDING;
+	j->posted_ms = lkd_now_ms();
+	j->job = job;
+	memcpy(j->bits, p + sizeof(w), job.nbytes);
+	d->jobs[d->nr_jobs++] = j;
+	if (job.kind != PLX_LK_JOB_RECLAIM)
+		lkd_log(d, "host %u: job %llu: %s epoch %llu for host %u",
+			r->c->host, (unsigned long long)j->id,
+			job_kind_name(job.kind), (unsigned long long)job.epoch,
+			job.host);
+	reply_grant(r, PLX_LK_OK, j->id, 0, job.host, job.kind, NULL);
+}
+
+static void op_gc_result(struct lkd_req *r)
+{
+	struct lkd_job *j = job_find(r->d, r->id);
+
+	if (!j)
+		return refuse(r, PLX_LK_ENOENT, "no job %llu (unknown, or its result expired)",
+			      (unsigned long long)r->id);
+	if (j->state != JOB_DONE)
+		return reply_grant(r, PLX_LK_OK, j->id, 0, 0, 0, NULL);
+	j->read = true;
+	reply_grant(r, PLX_LK_OK, j->id, j->freed, (uint32_t)j->error, 1,
+		    NULL);
+}
+
+static void op_gc_fetch(struct lkd_req *r)
+{
+	struct lkd *d = r->d;
+	uint8_t buf[8 + sizeof(struct plx_lk_job) + PLX_LK_JOB_BITS_MAX];
+	struct plx_lk_job w;
+	struct lkd_job *j = NULL;
+	uint64_t id;
+	size_t i;
+
+	if (!r->c->helper)
+		return refuse(r, PLX_LK_EPERM, "only a parallaxd (HELLO flag helper) fetches jobs");
+	for (i = 0; i < d->nr_jobs; i++) {
+		if (d->jobs[i]->state == JOB_PENDING &&
+		    d->jobs[i]->job.host == r->c->host) {
+			j = d->jobs[i];
+			break;
+		}
+	}
+	if (!j)
+		return quiet_refuse(r, PLX_LK_ENOENT, "no job");
+	j->state = JOB_RUNNING;
+	j->conn = r->c->serial;
+	id = htobe64(j->id);
+	w.epoch = htobe64(j->job.epoch);
+	w.extent = htobe64(j->job.extent);
+	w.generation = htobe64(j->job.generation);
+	w.host = htobe32(j->job.host);
+	w.kind = htobe32(j->job.kind);
+	w.offset = htobe32(j->job.offset);
+	w.nbytes = htobe32(j->job.nbytes);
+	memcpy(buf, &id, 8);
+	memcpy(buf + 8, &w, sizeof(w));
+	memcpy(buf + 8 + sizeof(w), j->bits, j->job.nbytes);
+	reply(r->c, r->op, PLX_LK_OK, r->seq, buf,
+	      (uint32_t)(8 + sizeof(w) + j->job.nbytes));
+}
+
+static void op_gc_done(struct lkd_req *r)
+{
+	struct lkd_job *j = job_find(r->d, r->id);
+
+	if (!r->c->helper)
+		return refuse(r, PLX_LK_EPERM, "only a parallaxd (HELLO flag helper) ends jobs");
+	if (!j)
+		return refuse(r, PLX_LK_ENOENT, "no job %llu",
+			      (unsigned long long)r->id);
+	if (j->job.host != r->c->host)
+		return refuse(r, PLX_LK_EPERM, "job %llu is for host %u",
+			      (unsigned long long)r->id, j->job.host);
+	/* Ended already (EHOSTDOWN), or fetched by an older connection. */
+	if (j->state != JOB_RUNNING || j->conn != r->c->serial)
+		return refuse(r, PLX_LK_ESTALE, "job %llu is not running on this connection",
+			      (unsigned long long)r->id);
+	job_finish(r->d, j, (int32_t)r->type, r->gen);
+	reply_grant(r, PLX_LK_OK, j->id, j->freed, (uint32_t)j->error, 1,
+		    NULL);
+}
+
 /* ---- STATUS --------------------------------------------------------------- */
 
 struct text {
@@ -761,6 +1040,14 @@ static void op_status(struct lkd_req *r)
 			    (unsigned long long)ext,
 			    le32_to_cpu(e->bitmap_holder));
 	}
+	if (d->nr_jobs) {
+		size_t st[3] = { 0 };
+
+		for (i = 0; i < d->nr_jobs; i++)
+			st[d->jobs[i]->state]++;
+		add(&t, "jobs pending %zu running %zu done %zu\n",
+		    st[JOB_PENDING], st[JOB_RUNNING], st[JOB_DONE]);
+	}
 	reply(r->c, r->op, PLX_LK_OK, r->seq, t.buf, (uint32_t)t.len);
 	free(t.buf);
 }
@@ -783,9 +1070,9 @@ static int hello(struct lkd *d, struct lkd_conn *c, const struct plx_lk_hdr *h)
 		return -1;
 	c->seq = h->seq;
 	id = be32toh(hl.host);
-	if (!id || hl.flags) {
+	if (!id || (be32toh(hl.flags) & ~PLX_LK_HELLO_HELPER)) {
 		c->closing = true;
-		refuse(&r, PLX_LK_EINVAL, "HELLO needs a host id 1..4294967295 and no flags");
+		refuse(&r, PLX_LK_EINVAL, "HELLO needs a host id 1..4294967295 and no flags but helper (1)");
 		return 0;
 	}
 	host = lkd_host_get(d, id, true);
@@ -795,12 +1082,29 @@ static int hello(struct lkd *d, struct lkd_conn *c, const struct plx_lk_hdr *h)
 		return 0;
 	}
 	c->hello = true;
+	c->helper = be32toh(hl.flags) & PLX_LK_HELLO_HELPER;
 	c->host = id;
 	host->seen = true;
 	host->renew_ms = lkd_now_ms();
 	host->sessions++;
-	lkd_log(d, "host %u connected from %s", id, c->peer);
+	lkd_log(d, "host %u connected from %s%s", id, c->peer,
+		c->helper ? " (parallaxd)" : "");
 	reply_grant(&r, PLX_LK_OK, id, 0, id, 0, NULL);
+	return 0;
+}
+
+/*
+ * Check a frame header: magic, version and length.  Only GC_POST after
+ * HELLO may exceed PLX_LK_MAX_REQUEST; anything longer closes the
+ * connection like any other malformed header.
+ */
+static int parse_hdr(const struct lkd_conn *c, struct plx_lk_hdr *h)
+{
+	if (plx_lk_parse_hdr(c->in, PLX_LK_MAX_JOB_REQUEST, h))
+		return -1;
+	if (h->len > (c->hello ? plx_lk_max_request(h->op) :
+		      PLX_LK_MAX_REQUEST))
+		return -1;
 	return 0;
 }
 
@@ -811,7 +1115,7 @@ static int frame(struct lkd *d, struct lkd_conn *c)
 	struct plx_lk_hdr h;
 	struct lkd_host *host;
 
-	if (plx_lk_parse_hdr(c->in, PLX_LK_MAX_REQUEST, &h))
+	if (parse_hdr(c, &h))
 		return -1;
 	if (!c->hello)
 		return hello(d, c, &h);
@@ -826,6 +1130,10 @@ static int frame(struct lkd *d, struct lkd_conn *c)
 	if (h.op == PLX_LK_HELLO || h.op == PLX_LK_CHALLENGE ||
 	    !h.op || h.op >= PLX_LK_OP_MAX) {
 		refuse(&r, PLX_LK_EPROTO, "op %u is not a request here", h.op);
+		return 0;
+	}
+	if (h.op == PLX_LK_GC_POST) {
+		op_gc_post(&r, c->in + PLX_LK_HDR_LEN, h.len);
 		return 0;
 	}
 	if (h.len != sizeof(a)) {
@@ -873,6 +1181,15 @@ static int frame(struct lkd *d, struct lkd_conn *c)
 	case PLX_LK_STATUS:
 		op_status(&r);
 		break;
+	case PLX_LK_GC_RESULT:
+		op_gc_result(&r);
+		break;
+	case PLX_LK_GC_FETCH:
+		op_gc_fetch(&r);
+		break;
+	case PLX_LK_GC_DONE:
+		op_gc_done(&r);
+		break;
 	}
 	return 0;
 }
@@ -888,7 +1205,7 @@ int lkd_conn_input(struct lkd *d, struct lkd_conn *c, const uint8_t *buf,
 			c->frame_start_ms = lkd_now_ms();
 		need = PLX_LK_HDR_LEN;
 		if (c->in_len >= PLX_LK_HDR_LEN) {
-			if (plx_lk_parse_hdr(c->in, PLX_LK_MAX_REQUEST, &h))
+			if (parse_hdr(c, &h))
 				return -1;
 			need = PLX_LK_HDR_LEN + h.len + PLX_LK_MAC_LEN;
 		}
@@ -899,8 +1216,7 @@ int lkd_conn_input(struct lkd *d, struct lkd_conn *c, const uint8_t *buf,
 		c->in_len += n;
 		buf += n;
 		len -= n;
-		if (c->in_len == PLX_LK_HDR_LEN &&
-		    plx_lk_parse_hdr(c->in, PLX_LK_MAX_REQUEST, &h))
+		if (c->in_len == PLX_LK_HDR_LEN && parse_hdr(c, &h))
 			return -1;	/* bad magic, version or length */
 		if (c->in_len < PLX_LK_HDR_LEN ||
 		    c->in_len < PLX_LK_HDR_LEN + h.len + PLX_LK_MAC_LEN)
@@ -925,6 +1241,7 @@ struct lkd_conn *lkd_conn_new(struct lkd *d, int fd, const char *peer)
 	if (!c)
 		return NULL;
 	c->fd = fd;
+	c->serial = ++d->next_serial;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->opened_ms = lkd_now_ms();
 	memcpy(c->ss.key, d->key, PLX_LK_KEY_LEN);
@@ -965,6 +1282,20 @@ void lkd_conn_timeouts(struct lkd *d, uint64_t now)
 		if (c->in_len && now - c->frame_start_ms >= LKD_FRAME_TIMEOUT_MS)
 			c->dead = true;
 	}
+	for (i = 0; i < d->nr_jobs;) {
+		struct lkd_job *j = d->jobs[i];
+
+		if (j->state != JOB_DONE &&
+		    lease(d, lkd_host_get(d, j->job.host, false), now) ==
+		    LEASE_EXPIRED)
+			job_finish(d, j, EHOSTDOWN, 0);
+		if (j->state == JOB_DONE &&
+		    now - j->done_ms >= LKD_RESULT_KEEP_MS) {
+			job_remove(d, i);
+			continue;
+		}
+		i++;
+	}
 }
 
 void lkd_conn_free(struct lkd *d, struct lkd_conn *c)
@@ -984,6 +1315,16 @@ void lkd_conn_free(struct lkd *d, struct lkd_conn *c)
 		if (h && h->sessions)
 			h->sessions--;
 		lkd_log(d, "host %u disconnected (%s)", c->host, c->peer);
+		/*
+		 * Jobs this parallaxd fetched will never be answered; jobs
+		 * waiting for its host wait for nobody once no parallaxd of
+		 * that host is connected.
+		 */
+		if (c->helper) {
+			jobs_host_down(d, c->host, c->serial);
+			if (!helper_conn(d, c->host))
+				jobs_host_down(d, c->host, 0);
+		}
 	}
 	if (c->fd >= 0)
 		close(c->fd);

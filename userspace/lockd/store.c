@@ -128,14 +128,19 @@ int lkd_vdi_commit(struct lkd *d, uint64_t id)
 	return lkd_write(d, blocknr, d->io);
 }
 
-int64_t lkd_extent_free(struct lkd *d, uint64_t ext)
+/*
+ * Count the free blocks of extent @ext in its on-disk bitmap, or with
+ * @used the allocated ones that are not the bitmap blocks themselves.
+ */
+static int64_t extent_count(struct lkd *d, uint64_t ext, bool used)
 {
 	const struct plx_bitmap_block *bm = (void *)d->io2;
 	uint64_t start = ext << d->geo.extent_shift;
-	uint64_t left = d->geo.extent_blocks;
-	int64_t free_blocks = 0;
+	uint64_t left = d->geo.extent_blocks, base = 0;
+	int64_t count = 0;
 	uint64_t i, bit, nbits;
 	enum plx_err err;
+	bool set;
 
 	for (i = 0; i < d->geo.bitmap_blocks && left; i++) {
 		if (lkd_read(d, start + i, d->io2))
@@ -149,12 +154,26 @@ int64_t lkd_extent_free(struct lkd *d, uint64_t ext)
 			return -1;
 		}
 		nbits = left < PLX_BITS_PER_BITMAP ? left : PLX_BITS_PER_BITMAP;
-		for (bit = 0; bit < nbits; bit++)
-			if (!(bm->bits[bit / 8] & (1U << (bit % 8))))
-				free_blocks++;
+		for (bit = 0; bit < nbits; bit++) {
+			set = bm->bits[bit / 8] & (1U << (bit % 8));
+			if (used ? set && base + bit >= d->geo.bitmap_blocks :
+			    !set)
+				count++;
+		}
 		left -= nbits;
+		base += nbits;
 	}
-	return free_blocks;
+	return count;
+}
+
+int64_t lkd_extent_free(struct lkd *d, uint64_t ext)
+{
+	return extent_count(d, ext, false);
+}
+
+int64_t lkd_extent_used(struct lkd *d, uint64_t ext)
+{
+	return extent_count(d, ext, true);
 }
 
 void lkd_vdi_set(struct lkd *d, uint64_t id, uint32_t holder,
@@ -259,6 +278,17 @@ int lkd_open(struct lkd *d, const char *path, uint32_t lease_ms)
 	d->path = path;
 	d->lease_ms = lease_ms;
 	d->start_ms = lkd_now_ms();
+	/*
+	 * Job ids are not reused across restarts of lockd, so a GC client
+	 * polling a job of a lockd that restarted gets ENOENT, not the result
+	 * of some other job.
+	 */
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		d->next_job_id = ((uint64_t)ts.tv_sec << 20) + 1;
+	}
 	if (open_store_fd(d, path))
 		return -1;
 	if (plx_device_blocks(d->fd, &d->device_blocks))
@@ -368,6 +398,9 @@ void lkd_close(struct lkd *d)
 	for (i = 0; i < LKD_MAX_CONNS; i++)
 		if (d->conns[i])
 			lkd_conn_free(d, d->conns[i]);
+	for (i = 0; i < d->nr_jobs; i++)
+		free(d->jobs[i]);
+	d->nr_jobs = 0;
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
