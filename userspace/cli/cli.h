@@ -131,7 +131,16 @@ int cli_changed(const char *arg);
 /* Release everything cli_lock() took; 0 or an exit status. */
 int cli_unlock(struct cli_cluster *cl);
 
+/*
+ * The collector's hooks in a cluster (gc-cluster.c): locks and jobs go
+ * through the lock manager at @addr.  0 or an exit status.
+ */
+int cli_gc_cluster_ops(struct plx_store *s, const char *addr,
+		       struct plx_gc_ops *ops, void **arg);
+void cli_gc_cluster_done(void *arg);
+
 int cmd_format(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);

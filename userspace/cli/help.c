@@ -98,13 +98,52 @@ static const char help_delete[] =
 "DESCRIPTION\n"
 "    Marks a VDI, or one snapshot record, deleted.  Blocks are only\n"
 "    reclaimed by the garbage collector; clones of a deleted snapshot\n"
-"    keep their data.  Deleting a snapshot rewrites its snapshot-log\n"
-"    block in place, which is safe only offline.  An argument containing\n"
+"    keep their data ('parallax gc' frees the rest).  Deleting a\n"
+"    snapshot rewrites its snapshot-log block in place, which is safe\n"
+"    only while its VDI is detached.  An argument containing\n"
 "    '@' is a snapshot; otherwise a VDI id or name, or else a label.\n\n"
 EXIT_TEXT "\n"
 "EXAMPLES\n"
 "    parallax delete store.img web1\n"
 "    parallax delete store.img 1@3\n";
+
+static const char help_gc[] =
+"NAME\n"
+"    parallax gc - reclaim the blocks nothing uses any more, online\n\n"
+"SYNOPSIS\n"
+"    parallax gc DEV [--json] [--quiet]\n\n"
+"DESCRIPTION\n"
+"    Frees every allocated block that no live VDI, live snapshot, snapshot\n"
+"    log or clone can reach: what deleted VDIs and snapshots held, blocks\n"
+"    that overwrites after a snapshot left behind, blocks a crash left\n"
+"    written but never linked, blocks unmapped by discard, and the unused\n"
+"    reserves of devices that went away.  It may run on any host while\n"
+"    VDIs are attached, written and snapshotted on every host.\n\n"
+"    It marks what is reachable by reading only metadata extents, in disk\n"
+"    order, pass after pass (data blocks are never read), then sweeps\n"
+"    each extent.  An extent no host holds is swept here, under its\n"
+"    bitmap lock.  An extent a host holds is swept by that host's device\n"
+"    (a gc_reclaim target message; in a cluster the lock manager relays\n"
+"    it to the host's parallaxd), which keeps every block it allocated\n"
+"    since the collection began.  Extents held by a host that cannot be\n"
+"    reached, or that changed hands while marking, are left for the next\n"
+"    run and named on stderr.  Nothing is freed if any VDI record, log or\n"
+"    link is damaged: run 'parallax check'.\n\n"
+"    Without a lock manager, gc takes this host's store lock for its\n"
+"    whole run (other modifying commands wait) and gives extents that it\n"
+"    empties back to the free pool.  With one, it takes the registry lock\n"
+"    while it reads the VDI registry and each extent's bitmap lock while\n"
+"    it sweeps it; the lock manager frees extents that end up empty.\n\n"
+"    It needs one bit of memory per block of the store (32 MiB per TiB)\n"
+"    and one bit per metadata block.  It prints what it marked and freed,\n"
+"    and the scan rate: the store's size over the time taken.\n\n"
+"OPTIONS\n"
+"    --json              print the figures as one JSON object\n"
+"    --quiet             no progress bar (there is none when stderr is\n"
+"                        not a terminal)\n\n"
+EXIT_TEXT "\n"
+"EXAMPLES\n"
+"    parallax delete /dev/sdb web1 && parallax gc /dev/sdb\n";
 
 static const char help_snapshot[] =
 "NAME\n"
@@ -442,6 +481,7 @@ const struct cli_cmd cli_cmds[] = {
 	{ "tree", cmd_tree, "show VDIs, snapshots and clones as a tree",
 	  help_tree },
 	{ "check", cmd_check, "check consistency", help_check },
+	{ "gc", cmd_gc, "reclaim unused blocks, online", help_gc },
 	{ "import", cmd_import, "copy a raw image into a VDI", help_import },
 	{ "export", cmd_export, "copy a VDI or snapshot out as a raw image",
 	  help_export },

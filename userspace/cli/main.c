@@ -171,9 +171,17 @@ int cli_help(const char *name)
 	return EXIT_USAGE;
 }
 
+static void wait_notice(const char *path)
+{
+	fprintf(stderr, "parallax: %s: waiting for another parallax command using %s\n",
+		cli_cmd, path);
+}
+
 int main(int argc, char **argv)
 {
 	const struct cli_cmd *c;
+
+	plx_open_wait_hook = wait_notice;
 
 	if (argc < 2)
 		return cli_err(EXIT_USAGE, "no command given (see parallax --help)");

@@ -309,11 +309,9 @@ struct plx_check_stats {
 	u64 garbage;			/* allocated but unreachable */
 };
 
-#ifndef PLX_PROGRESS_FN_DEFINED
-#define PLX_PROGRESS_FN_DEFINED
-/* Progress callback used by gc, check, import and export. total may be 0 (unknown). */
-typedef void (*plx_progress_fn)(void *arg, const char *phase, u64 done, u64 total);
-#endif
+/* Progress of gc, check, import and export; @total may be 0 (unknown). */
+typedef void (*plx_progress_fn)(void *arg, const char *phase, u64 done,
+				u64 total);
 
 /* Called once per problem: @block is the block at fault (or ~0ULL). */
 typedef void (*plx_problem_fn)(void *arg, u64 block, const char *msg);
@@ -391,13 +389,6 @@ int plx_usage(struct plx_store *s, struct plx_usage *u, plx_progress_fn pfn,
 void plx_usage_free(struct plx_usage *u);
 
 /* ---- Garbage collection (gc.c, gcmsg.c) ------------------------------- */
-
-#ifndef PLX_PROGRESS_FN_DEFINED
-#define PLX_PROGRESS_FN_DEFINED
-/* Progress of a long operation; @total may be 0 (unknown). */
-typedef void (*plx_progress_fn)(void *arg, const char *phase, u64 done,
-				u64 total);
-#endif
 
 /* Largest bitmap chunk one gc_reclaim message carries. */
 #define PLX_GC_CHUNK_BYTES	1024
