@@ -10,6 +10,11 @@
  * extent whose entry no longer names this host and the generation it was
  * granted with (because "parallax unlock" broke the lock) gives no more
  * blocks.  This costs one block read per PLX_RESERVE_BATCH allocations.
+ *
+ * Online GC (parallax-gc.c): during an epoch each grant also has a
+ * "fresh" bitmap of the blocks that were in a reserve at the epoch's
+ * begin or were put there since.  The collector cannot see links to
+ * those, so gc_reclaim never frees them.
  */
 #include <linux/bitmap.h>
 #include <linux/device-mapper.h>
@@ -29,6 +34,8 @@ struct plx_grant {
 	u64 generation;			/* of the grant, from the catalogue */
 	bool fenced;			/* lock broken: allocate no more */
 	unsigned long *map;		/* bit set = allocated */
+	unsigned long *fresh;		/* GC epoch: reserved since its begin */
+	bool gc_new;			/* granted during the GC epoch */
 	u64 cursor;
 	u64 free;
 };
@@ -73,6 +80,7 @@ void plx_alloc_init(struct plx_alloc *a, struct plx_store *s)
 
 static void plx_grant_free(struct plx_grant *g)
 {
+	bitmap_free(g->fresh);
 	bitmap_free(g->map);
 	kfree(g);
 }
@@ -220,6 +228,11 @@ int plx_alloc_grant(struct plx_alloc *a, u64 extent, u64 generation,
 	g->type = e.type;
 	g->generation = le64_to_cpu(e.generation);
 	g->dev = s->dev->bdev->bd_dev;
+	/*
+	 * The collector read the catalogue before this grant: its marks
+	 * know nothing of what this table will allocate here.
+	 */
+	g->gc_new = a->gc_epoch != 0;
 	if (!plx_grant_register(g)) {
 		snprintf(result, maxlen,
 			 "extent %llu is already granted to another table", extent);
@@ -349,6 +362,8 @@ static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
 			r = plx_mark_allocated(s, g, off);
 			if (r)
 				return r;
+			if (g->fresh)
+				__set_bit(off, g->fresh);
 			g->cursor = off + 1;
 			res->blocks[res->nr++] = (g->extent << s->geo.extent_shift) + off;
 		}
@@ -429,4 +444,212 @@ u64 plx_alloc_free_blocks(struct plx_alloc *a, enum plx_extent_type type)
 	n = a->free[plx_alloc_slot(type)];
 	mutex_unlock(&a->lock);
 	return n;
+}
+
+/* Mark every block in @res fresh in its grant's bitmap.  Under a->lock. */
+static void plx_gc_mark_reserve(struct plx_alloc *a, struct plx_reserve *res)
+{
+	const struct plx_geometry *geo = &a->store->geo;
+	struct plx_grant *g = NULL;
+	unsigned int i;
+
+	for (i = res->head; i < res->nr; i++) {
+		u64 extent = res->blocks[i] >> geo->extent_shift;
+
+		if (!g || g->extent != extent)
+			g = plx_find_grant(a, extent);
+		/* release_extent takes an extent's blocks out of the reserve. */
+		if (WARN_ON_ONCE(!g || !g->fresh))
+			continue;
+		__set_bit(res->blocks[i] & (geo->extent_blocks - 1), g->fresh);
+	}
+}
+
+static void plx_gc_free_fresh(unsigned long **fresh, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		bitmap_free(fresh[i]);
+	kfree(fresh);
+}
+
+/*
+ * Start GC epoch @epoch, replacing any other.  The bitmaps are allocated
+ * before a->lock is taken, so that memory reclaim never waits for the
+ * worker while the worker waits for the lock; the caller holds the
+ * target's message_lock, which alone adds and removes grants, so the list
+ * cannot change in between.  On failure the previous epoch, if any, is
+ * left as it was.
+ */
+int plx_alloc_gc_start(struct plx_alloc *a, u64 epoch)
+{
+	u64 nbits = a->store->geo.extent_blocks;
+	unsigned long **fresh;
+	struct plx_grant *g;
+	unsigned int i, n;
+
+	mutex_lock(&a->lock);
+	n = a->nr_grants;
+	mutex_unlock(&a->lock);
+	fresh = kcalloc(max(n, 1U), sizeof(*fresh), GFP_KERNEL);
+	if (!fresh)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		fresh[i] = bitmap_zalloc(nbits, GFP_KERNEL);
+		if (!fresh[i]) {
+			plx_gc_free_fresh(fresh, i);
+			return -ENOMEM;
+		}
+	}
+	mutex_lock(&a->lock);
+	if (WARN_ON_ONCE(n != a->nr_grants)) {
+		mutex_unlock(&a->lock);
+		plx_gc_free_fresh(fresh, n);
+		return -EAGAIN;
+	}
+	i = 0;
+	list_for_each_entry(g, &a->grants, list) {
+		/* The old epoch's bitmap goes back to be freed below. */
+		swap(g->fresh, fresh[i]);
+		g->gc_new = false;
+		i++;
+	}
+	plx_gc_mark_reserve(a, &a->reserve[0]);
+	plx_gc_mark_reserve(a, &a->reserve[1]);
+	a->gc_epoch = epoch;
+	mutex_unlock(&a->lock);
+	plx_gc_free_fresh(fresh, n);
+	return 0;
+}
+
+/* End GC epoch @epoch (0: whichever is active); -ESTALE if not active. */
+int plx_alloc_gc_stop(struct plx_alloc *a, u64 epoch)
+{
+	struct plx_grant *g;
+
+	mutex_lock(&a->lock);
+	if (!a->gc_epoch || (epoch && a->gc_epoch != epoch)) {
+		mutex_unlock(&a->lock);
+		return -ESTALE;
+	}
+	list_for_each_entry(g, &a->grants, list) {
+		bitmap_free(g->fresh);
+		g->fresh = NULL;
+		g->gc_new = false;
+	}
+	a->gc_epoch = 0;
+	mutex_unlock(&a->lock);
+	return 0;
+}
+
+/* Mark block @off of @g free in memory and in its bitmap block. */
+static int plx_mark_free(struct plx_store *s, struct plx_grant *g, u64 off)
+{
+	u64 blocknr = (g->extent << s->geo.extent_shift) + off;
+	struct plx_bitmap_block *bb;
+	struct dm_buffer *b;
+	u64 bm_block;
+	u32 bit;
+
+	plx_bitmap_locate(&s->geo, blocknr, &bm_block, &bit);
+	bb = dm_bufio_read(s->bufio, bm_block, &b);
+	if (IS_ERR(bb))
+		return PTR_ERR(bb);
+	bb->bits[bit / 8] &= ~(1U << (bit % 8));
+	dm_bufio_mark_buffer_dirty(b);
+	dm_bufio_release(b);
+	__clear_bit(off, g->map);
+	g->free++;
+	return 0;
+}
+
+/*
+ * Free the blocks of @extent that the collector found unreachable: bit j
+ * of @bits[k] is block @offset + 8k + j.  Only a block this table has
+ * allocated, that is not fresh and not one of the bitmap's own blocks is
+ * freed; anything else the collector sends is ignored, which is what
+ * makes a stale or overeager sweep harmless.  The bitmap blocks are
+ * written before the answer, so that the count is durable.
+ */
+int plx_alloc_gc_reclaim(struct plx_alloc *a, u64 epoch, u64 extent,
+			 u64 generation, u64 offset, const u8 *bits,
+			 unsigned int nbytes, u64 *freed, char *result,
+			 unsigned int maxlen)
+{
+	struct plx_store *s = a->store;
+	u64 nbits = s->geo.extent_blocks;
+	struct plx_grant *g;
+	unsigned int k, j;
+	u64 n = 0;
+	int r, w;
+
+	if (offset % 8 || offset >= nbits || nbytes > (nbits - offset) / 8) {
+		snprintf(result, maxlen,
+			 "blocks %llu..%llu are not within an extent of %llu blocks, from a multiple of 8",
+			 offset, offset + 8ULL * nbytes - 1, nbits);
+		return -EINVAL;
+	}
+	mutex_lock(&a->lock);
+	if (!a->gc_epoch || a->gc_epoch != epoch) {
+		snprintf(result, maxlen, "GC epoch %llu is not the active one (%llu)",
+			 epoch, a->gc_epoch);
+		r = -ESTALE;
+		goto out;
+	}
+	g = plx_find_grant(a, extent);
+	if (!g) {
+		snprintf(result, maxlen, "extent %llu is not granted", extent);
+		r = -ENOENT;
+		goto out;
+	}
+	if (g->generation != generation) {
+		snprintf(result, maxlen,
+			 "extent %llu: generation %llu is not the grant's (%llu)",
+			 extent, generation, g->generation);
+		r = -ESTALE;
+		goto out;
+	}
+	if (g->gc_new || !g->fresh) {
+		snprintf(result, maxlen,
+			 "extent %llu was granted during GC epoch %llu", extent,
+			 epoch);
+		r = -ESTALE;
+		goto out;
+	}
+	/* The bitmap must still be ours to write: fenced extents are not. */
+	r = g->fenced ? 0 : plx_grant_recheck(a, g);
+	if (r) {
+		snprintf(result, maxlen,
+			 "cannot read the catalogue entry of extent %llu", extent);
+		goto out;
+	}
+	if (g->fenced) {
+		snprintf(result, maxlen, "extent %llu is fenced", extent);
+		r = -ESTALE;
+		goto out;
+	}
+	for (k = 0; k < nbytes && !r; k++) {
+		for (j = 0; j < 8 && bits[k]; j++) {
+			u64 off = offset + 8 * k + j;
+
+			if (!(bits[k] & BIT(j)) || off < s->geo.bitmap_blocks ||
+			    !test_bit(off, g->map) || test_bit(off, g->fresh))
+				continue;
+			r = plx_mark_free(s, g, off);
+			if (r)
+				break;
+			n++;
+		}
+	}
+	a->free[plx_alloc_slot(g->type)] += n;
+	w = dm_bufio_write_dirty_buffers(s->bufio);
+	r = r ?: w;
+	if (r)
+		snprintf(result, maxlen, "extent %llu: bitmap update failed",
+			 extent);
+	*freed = n;
+out:
+	mutex_unlock(&a->lock);
+	return r;
 }

@@ -19,6 +19,9 @@
  */
 #define PLX_RESERVE_BATCH	256
 
+/* Largest bitmap chunk one gc_reclaim message carries. */
+#define PLX_GC_CHUNK_BYTES	1024
+
 /* Handed out in the order taken from the bitmap, so runs stay ascending. */
 struct plx_reserve {
 	u64 blocks[PLX_RESERVE_BATCH];
@@ -54,6 +57,7 @@ struct plx_alloc {
 	u64 free[2];			/* free blocks, [0] data, [1] metadata */
 	u64 used[2];			/* blocks this table has allocated */
 	struct plx_reserve reserve[2];
+	u64 gc_epoch;			/* active GC epoch; 0 = none */
 };
 
 static inline unsigned int plx_alloc_slot(enum plx_extent_type type)
@@ -76,5 +80,13 @@ u64 plx_alloc_take(struct plx_alloc *a, enum plx_extent_type type);
 u64 plx_alloc_free_blocks(struct plx_alloc *a, enum plx_extent_type type);
 int plx_alloc_emit_extents(struct plx_alloc *a, char *result,
 			   unsigned int maxlen);
+
+/* Online GC (parallax-gc.c has the protocol). */
+int plx_alloc_gc_start(struct plx_alloc *a, u64 epoch);
+int plx_alloc_gc_stop(struct plx_alloc *a, u64 epoch);
+int plx_alloc_gc_reclaim(struct plx_alloc *a, u64 epoch, u64 extent,
+			 u64 generation, u64 offset, const u8 *bits,
+			 unsigned int nbytes, u64 *freed, char *result,
+			 unsigned int maxlen);
 
 #endif

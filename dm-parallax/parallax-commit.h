@@ -62,6 +62,8 @@ struct plx_bio {
 	u8 epoch;
 	bool counted;			/* in t->inflight[epoch] */
 	bool busy;
+	u8 gc_parity;
+	bool gc_counted;		/* in t->gc_inflight[gc_parity] */
 };
 
 /* Bios that may wait on one commit node before it is forced out (4.1.5). */

@@ -360,6 +360,8 @@ static int plx_do_write(struct plx_target *t, struct bio *bio, u64 vblock,
 		return 0;
 	}
 
+	/* From here the bio holds blocks the collector cannot see yet. */
+	plx_gc_count_bio(t, bio);
 	for (l = w->alloc_level; l > 0; l--) {
 		r = plx_cow_node(t, w, l, plx_radix_index(vblock, l), c);
 		if (r)

@@ -287,6 +287,7 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
 	plx_epoch_put(ti->private, bio);
+	plx_gc_bio_done(ti->private, bio);
 	return DM_ENDIO_DONE;
 }
 

@@ -276,6 +276,7 @@ static void plx_target_init(struct plx_target *t, struct dm_target *ti)
 	xa_init(&t->pending);
 	xa_init(&t->busy);
 	mutex_init(&t->message_lock);
+	plx_gc_init(t);
 	INIT_WORK(&t->worker, plx_worker);
 	INIT_DELAYED_WORK(&t->waker, plx_waker);
 	INIT_WORK(&t->release_no_space, plx_release_no_space);
@@ -527,6 +528,8 @@ static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 		r = plx_alloc_emit_extents(&t->alloc, result, maxlen);
 	else if (!strcasecmp(argv[0], "lockd") && argc == 2)
 		r = plx_message_lockd(t, argv[1]);
+	else if (!strncasecmp(argv[0], "gc_", 3))
+		r = plx_message_gc(t, argc, argv, result, maxlen);
 	else
 		DMERR("VDI %llu: unknown or malformed message '%s'", t->vdi_id,
 		      argv[0]);

@@ -96,6 +96,16 @@ struct plx_target {
 
 	atomic64_t cache_hits;
 	atomic64_t cache_misses;
+
+	/*
+	 * Online GC: writes that take blocks from the reserve are counted
+	 * by parity from then until they end, so that gc_begin can wait for
+	 * those that took blocks before it (parallax-gc.c).
+	 */
+	spinlock_t gc_lock;
+	u8 gc_parity;
+	atomic_t gc_inflight[2];
+	wait_queue_head_t gc_wait;
 };
 
 /* parallax-map.c */
@@ -120,6 +130,14 @@ void plx_busy_done(struct plx_target *t, struct bio *bio,
 bool plx_busy_park(struct plx_target *t, struct bio *bio, u64 vblock);
 void plx_handle_discard(struct plx_target *t, struct bio *bio,
 			struct bio_list *retry);
+
+/* parallax-gc.c */
+void plx_gc_init(struct plx_target *t);
+void plx_gc_count_bio(struct plx_target *t, struct bio *bio);
+void plx_gc_bio_done(struct plx_target *t, struct bio *bio);
+int plx_message_gc(struct plx_target *t, unsigned int argc, char **argv,
+		   char *result, unsigned int maxlen);
+int plx_gc_parse_hex(const char *hex, u8 *out, unsigned int max);
 
 /* parallax-snapshot.c */
 int plx_snapshot(struct plx_target *t, const char *label, u64 *seq);
