@@ -67,6 +67,7 @@ static struct {
 	int geometry;		/* -1: chosen per seed */
 	bool verbose;
 	bool keep;
+	bool same_handle;
 	enum inject inject;
 	const char *dir;
 } opt = { .histories = 1, .ops = 300, .geometry = -1 };
@@ -304,17 +305,18 @@ static void cmap_free(struct cmap *m)
 
 enum op {
 	OP_CREATE, OP_WRITE, OP_SNAPSHOT, OP_BURST, OP_CLONE, OP_DELETE,
-	OP_SNAP_DELETE, OP_GC, OP_VERIFY, OP_REOPEN, NR_OPS
+	OP_SNAP_DELETE, OP_PURGE, OP_GC, OP_VERIFY, OP_REOPEN, NR_OPS
 };
 
 static const char *const op_names[NR_OPS] = {
 	"create", "write", "snapshot", "burst", "clone", "delete",
-	"snap-delete", "gc", "verify", "reopen",
+	"snap-delete", "purge", "gc", "verify", "reopen",
 };
 
 static const unsigned int op_weights[NR_OPS] = {
 	[OP_CREATE] = 6, [OP_WRITE] = 32, [OP_SNAPSHOT] = 10, [OP_BURST] = 1,
-	[OP_CLONE] = 7, [OP_DELETE] = 5, [OP_SNAP_DELETE] = 8, [OP_GC] = 7,
+	[OP_CLONE] = 7, [OP_DELETE] = 5, [OP_SNAP_DELETE] = 8, [OP_PURGE] = 1,
+	[OP_GC] = 7,
 	[OP_VERIFY] = 2, [OP_REOPEN] = 2,
 };
 
@@ -341,7 +343,7 @@ struct hist {
 	u64 nr_snaps, cap_snaps;
 	u64 names;
 	u64 counts[NR_OPS];
-	u64 gcs_freed;
+	u64 gcs_freed, gcs_emptied;
 	/* First failure, and how many were printed. */
 	char why[640];
 	unsigned int nfail;
@@ -591,21 +593,22 @@ static u64 ext_used(struct hist *h, const struct state *st, u64 e)
 /*
  * Is there room for one more op?  Each type needs HEADROOM free blocks
  * in extents of its type, or free extents to make up the difference.
+ * Leaves the state before the op in h->before.
  */
 static bool store_has_room(struct hist *h)
 {
 	const struct plx_geometry *g = &h->geo;
 	u64 e, free_ext = 0, room[4] = { 0 }, cap, need = 0, t;
 
-	if (read_state(h, &h->after))
+	if (read_state(h, &h->before))
 		return false;
 	cap = g->extent_blocks - g->bitmap_blocks;
 	for (e = g->system_extents; e < g->nr_extents; e++) {
-		t = h->after.cat[e].type;
+		t = h->before.cat[e].type;
 		if (t == PLX_EXT_FREE)
 			free_ext++;
 		else if (t == PLX_EXT_DATA || t == PLX_EXT_METADATA)
-			room[t] += cap - ext_used(h, &h->after, e);
+			room[t] += cap - ext_used(h, &h->before, e);
 	}
 	for (t = PLX_EXT_DATA; t <= PLX_EXT_METADATA; t++)
 		if (room[t] < HEADROOM)
@@ -1130,7 +1133,13 @@ static void op_snapshot(struct hist *h)
 	snapshot_of(h, pick_vdi(h));
 }
 
-/* Many snapshots of one VDI: log chains of several blocks. */
+static void check_op_allocs(struct hist *h);
+
+/*
+ * Many snapshots of one VDI: log chains of several blocks.  Each
+ * snapshot leaves the log block before it unlinked, so the allocations
+ * are checked step by step.
+ */
 static void op_burst(struct hist *h)
 {
 	struct mvdi *mv = pick_vdi(h);
@@ -1139,10 +1148,15 @@ static void op_burst(struct hist *h)
 	trace(h, "burst of %llu snapshots of VDI %llu", (unsigned long long)n,
 	      (unsigned long long)mv->id);
 	for (i = 0; i < n && !h->nfail; i++) {
-		if (!below(h, 4))
+		if (!below(h, 4)) {
 			write_some(h, mv, 1 + (unsigned int)below(h, 3));
+			if (!h->nfail)
+				check_op_allocs(h);
+		}
 		if (!h->nfail)
 			snapshot_of(h, mv);
+		if (!h->nfail && i + 1 < n)
+			check_op_allocs(h);
 	}
 }
 
@@ -1455,7 +1469,8 @@ static void op_gc(struct hist *h)
 	struct plx_store *s;
 	u64 freed[2], emptied, nreach, alloc_after = 0, e;
 
-	close_work(h);
+	if (!opt.same_handle)
+		close_work(h);
 	/* Before: what is reachable, and the whole store. */
 	s = plx_open(h->path, PLX_OPEN_RDONLY);
 	if (!s) {
@@ -1470,18 +1485,28 @@ static void op_gc(struct hist *h)
 	plx_close(s);
 	nreach = popcount(h->reach, h->words);
 
-	s = plx_open(h->path, PLX_OPEN_RDWR);
-	if (!s) {
-		fail(h, "open: %s", plx_errmsg());
-		return;
+	/*
+	 * --same-handle: collect with the handle the history works with,
+	 * as a program that goes on after its gc would.
+	 */
+	if (opt.same_handle) {
+		if (open_work(h))
+			return;
+		s = h->s;
+	} else {
+		s = plx_open(h->path, PLX_OPEN_RDWR);
+		if (!s) {
+			fail(h, "open: %s", plx_errmsg());
+			return;
+		}
 	}
 	h->notes = 0;
-	if (plx_gc(s, &ops, h, &st)) {
+	if (plx_gc(s, &ops, h, &st))
 		fail(h, "gc failed: %s", plx_errmsg());
+	if (!opt.same_handle)
 		plx_close(s);
+	if (h->nfail)
 		return;
-	}
-	plx_close(s);
 
 	/* After: the same reads, compared. */
 	if (read_state(h, &h->after))
@@ -1514,6 +1539,7 @@ static void op_gc(struct hist *h)
 		     (unsigned long long)st.extents_emptied,
 		     (unsigned long long)emptied);
 	h->gcs_freed += freed[0] + freed[1];
+	h->gcs_emptied += emptied;
 	trace(h, "gc: %llu reachable, freed %llu data + %llu metadata, %llu extents emptied",
 	      (unsigned long long)nreach, (unsigned long long)freed[0],
 	      (unsigned long long)freed[1], (unsigned long long)emptied);
@@ -1642,7 +1668,8 @@ static enum op choose(struct hist *h)
 	for (i = 0; i < NR_OPS; i++)
 		w[i] = op_weights[i];
 	if (!nv)
-		w[OP_WRITE] = w[OP_SNAPSHOT] = w[OP_BURST] = w[OP_DELETE] = 0;
+		w[OP_WRITE] = w[OP_SNAPSHOT] = w[OP_BURST] = w[OP_DELETE] =
+			w[OP_PURGE] = 0;
 	if (!ns)
 		w[OP_CLONE] = w[OP_SNAP_DELETE] = 0;
 	if (nv >= MAX_LIVE_VDIS)
@@ -1667,6 +1694,53 @@ static enum op choose(struct hist *h)
 		k -= w[i];
 	}
 	return OP_GC;
+}
+
+/*
+ * After an op other than gc: it freed nothing, and every block it
+ * allocated is reachable now (a block allocated and left unlinked would
+ * be a leak, which the next gc would hide by freeing it).  h->before
+ * holds the state before the op, and then the state after it, for the
+ * next step of an op made of several.
+ */
+static void check_op_allocs(struct hist *h)
+{
+	const struct plx_geometry *g = &h->geo;
+	struct plx_store *s;
+	u64 b, e, bad = 0;
+
+	s = plx_open(h->path, PLX_OPEN_RDONLY);
+	if (!s) {
+		fail(h, "open: %s", plx_errmsg());
+		return;
+	}
+	if (compute_reach(h, s) || read_state(h, &h->after)) {
+		plx_close(s);
+		return;
+	}
+	plx_close(s);
+	for (b = g->system_extents << g->extent_shift; b < g->nr_blocks; b++) {
+		bool pre = bt(h->before.alloc, b), post = bt(h->after.alloc, b);
+
+		if (pre && !post && bad++ < 5)
+			fail(h, "block %llu was freed by an op other than gc",
+			     (unsigned long long)b);
+		if (post && !pre && !bt(h->reach, b) && bad++ < 5)
+			fail(h, "block %llu was allocated by the op but is not reachable after it",
+			     (unsigned long long)b);
+	}
+	for (e = g->system_extents; e < g->nr_extents; e++)
+		if (h->before.cat[e].type != PLX_EXT_FREE &&
+		    h->after.cat[e].type != h->before.cat[e].type)
+			fail(h, "extent %llu changed type from %u to %u",
+			     (unsigned long long)e, h->before.cat[e].type,
+			     h->after.cat[e].type);
+	if (bad > 5)
+		fail(h, "%llu blocks in all were allocated or freed wrongly",
+		     (unsigned long long)bad);
+	memcpy(h->before.alloc, h->after.alloc, h->words * 8);
+	memcpy(h->before.cat, h->after.cat,
+	       g->nr_extents * sizeof(*h->before.cat));
 }
 
 static void run_op(struct hist *h, enum op op)
@@ -1697,6 +1771,12 @@ static void run_op(struct hist *h, enum op op)
 	case OP_SNAP_DELETE:
 		op_snap_delete(h);
 		break;
+	case OP_PURGE:
+		/* Everything at once: the next gc empties whole extents. */
+		for (u64 i = 0; i < h->nr_vdis && !h->nfail; i++)
+			if (h->vdis[i].live)
+				op_delete(h, &h->vdis[i]);
+		break;
 	case OP_GC:
 		trace(h, "gc");
 		op_gc(h);
@@ -1712,6 +1792,8 @@ static void run_op(struct hist *h, enum op op)
 	default:
 		break;
 	}
+	if (op != OP_GC && op != OP_VERIFY && !h->nfail)
+		check_op_allocs(h);
 }
 
 static void hist_free(struct hist *h)
@@ -1824,6 +1906,11 @@ report:
 	    (unsigned long long)geometries[geo].extent_blocks, desc,
 	    ok ? "every gc kept what is reachable and freed the rest" :
 		 h->why);
+	if (ok)
+		printf("# seed %llu: the gcs freed %llu blocks and emptied %llu extents\n",
+		       (unsigned long long)seed,
+		       (unsigned long long)h->gcs_freed,
+		       (unsigned long long)h->gcs_emptied);
 	if (ok) {
 		h->op = opt.ops + 1;
 		cleanup(h, fresh);
@@ -1857,7 +1944,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gc-model [--seed N] [--histories K] [--ops M] [--geometry G]\n"
-		"                [--inject flip|unalloc|leak] [--keep] [-v] [--dir DIR]\n"
+		"                [--inject flip|unalloc|leak] [--same-handle] [--keep]\n"
+		"                [-v] [--dir DIR]\n"
 		"\n"
 		"Runs K random histories of M operations (seeds N, N+1, ...) against\n"
 		"a model and checks every gc; see the comment at the top of\n"
@@ -1865,7 +1953,9 @@ static void usage(FILE *f)
 		"index; '--seed N --ops M -v' replays it with every op listed.\n"
 		"--geometry G fixes the store geometry (0-%zu; default: by seed).\n"
 		"--inject slips a fault into the first gc that can take it, to\n"
-		"show that the checks catch it.  --keep keeps a failed store.\n"
+		"show that the checks catch it.  --same-handle runs each gc on the\n"
+		"handle the history goes on with, instead of a fresh one.\n"
+		"--keep keeps a failed store.\n"
 		"Stores are made in DIR (default $TMPDIR or /tmp).  Exit status:\n"
 		"0 all held, 1 a check failed, 2 usage or setup error.\n",
 		NR_GEOMETRIES - 1);
@@ -1881,6 +1971,7 @@ int main(int argc, char **argv)
 		{ "inject", required_argument, NULL, 'i' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "same-handle", no_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1891,7 +1982,7 @@ int main(int argc, char **argv)
 	opt.seed = (u64)time(NULL);
 	opt.dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") :
 							  "/tmp";
-	while ((c = getopt_long(argc, argv, "s:n:o:g:i:d:kvh", lopts,
+	while ((c = getopt_long(argc, argv, "s:n:o:g:i:d:kSvh", lopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -1924,6 +2015,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			opt.keep = true;
+			break;
+		case 'S':
+			opt.same_handle = true;
 			break;
 		case 'v':
 			opt.verbose = true;
