@@ -401,6 +401,12 @@ static u64 below(struct hist *h, u64 n)
 	return n ? rnd(h) % n : 0;
 }
 
+/* Names and labels: unique within a history. */
+static u64 next_name(struct hist *h)
+{
+	return ++h->names;
+}
+
 static struct mvdi *find_vdi(struct hist *h, u64 id)
 {
 	u64 i;
@@ -1008,7 +1014,7 @@ static void op_create(struct hist *h)
 	char name[32];
 	u64 blocks = vdi_size_blocks(h), id;
 
-	snprintf(name, sizeof(name), "v%llu", (unsigned long long)++h->names);
+	snprintf(name, sizeof(name), "v%llu", (unsigned long long)next_name(h));
 	if (plx_vdi_create(h->s, name, blocks * PLX_BLOCK_SIZE, &id)) {
 		fail(h, "create %s: %s", name, plx_errmsg());
 		return;
@@ -1105,7 +1111,7 @@ static void snapshot_of(struct hist *h, struct mvdi *mv)
 
 	if (below(h, 2))
 		snprintf(label, sizeof(label), "s%llu",
-			 (unsigned long long)++h->names);
+			 (unsigned long long)next_name(h));
 	if (plx_snapshot(h->s, mv->id, label[0] ? label : NULL, &seq)) {
 		fail(h, "snapshot VDI %llu: %s", (unsigned long long)mv->id,
 		     plx_errmsg());
@@ -1193,7 +1199,7 @@ static void op_clone(struct hist *h)
 
 	if (resolve(h, ms, &sn))
 		return;
-	snprintf(name, sizeof(name), "c%llu", (unsigned long long)++h->names);
+	snprintf(name, sizeof(name), "c%llu", (unsigned long long)next_name(h));
 	if (plx_vdi_clone(h->s, name, &sn, &id)) {
 		fail(h, "clone %llu@%llu: %s", (unsigned long long)ms->vdi,
 		     (unsigned long long)ms->seq, plx_errmsg());
@@ -1347,19 +1353,29 @@ static void on_progress(void *arg, const char *phase, u64 done, u64 total)
 	}
 }
 
-/* Hash every allocated block and the system area, but the catalogue. */
+/* Superblock, registry, and allocated blocks outside the bitmaps. */
+static bool to_hash(struct hist *h, u64 b)
+{
+	const struct plx_geometry *g = &h->geo;
+
+	if (b >= g->system_extents << g->extent_shift)
+		return !in_bitmap_area(h, b) && bt(h->before.alloc, b);
+	if (b >= g->catalogue_start &&
+	    b < g->catalogue_start + g->catalogue_blocks)
+		return false;
+	return b < g->registry_start + g->registry_slots;
+}
+
+/* Hash what the gc must not write: everything but bitmaps and catalogue. */
 static int hash_store(struct hist *h)
 {
 	const struct plx_geometry *g = &h->geo;
-	u64 b, sys = g->system_extents << g->extent_shift;
 	u8 blk[PLX_BLOCK_SIZE];
+	u64 b;
 
 	memset(h->hashed, 0, h->words * 8);
 	for (b = 0; b < g->nr_blocks; b++) {
-		if (b < sys ? b >= g->registry_start + g->registry_slots ||
-			      (b >= g->catalogue_start &&
-			       b < g->catalogue_start + g->catalogue_blocks) :
-			      in_bitmap_area(h, b) || !bt(h->before.alloc, b))
+		if (!to_hash(h, b))
 			continue;
 		if (raw_read(h, b, blk))
 			return -1;
@@ -1672,7 +1688,8 @@ static enum op choose(struct hist *h)
 			w[OP_PURGE] = 0;
 	if (!ns)
 		w[OP_CLONE] = w[OP_SNAP_DELETE] = 0;
-	if (nv >= MAX_LIVE_VDIS)
+	/* Deleted VDIs keep their registry slots. */
+	if (nv >= MAX_LIVE_VDIS || h->nr_vdis + 1 >= h->geo.registry_slots)
 		w[OP_CREATE] = w[OP_CLONE] = 0;
 	if (ns >= MAX_LIVE_SNAPS)
 		w[OP_SNAPSHOT] = w[OP_BURST] = 0;
