@@ -21,8 +21,14 @@
  *    counts of plx_gc_stats match the bitmaps; empty extents are free
  *    again; plx_check finds no problem and no garbage; and every live
  *    VDI and snapshot reads back its model contents.
- * At the end of a history everything is deleted and collected, and the
- * bitmaps and catalogue must equal those of a freshly formatted store.
+ * One gc in four is first run in a child process that "crashes" after a
+ * random number of block writes (PARALLAX_CRASH_AFTER_WRITES): nothing
+ * reachable may be freed, check must stay clean, and the checked gc
+ * after it must leave the store as if the first had finished.  Every
+ * other op must free nothing and leave every block it allocated
+ * reachable.  At the end of a history everything is deleted and
+ * collected, and the bitmaps and catalogue must equal those of a
+ * freshly formatted store.
  *
  * Output: one "ok"/"not ok" line per history and one per final cleanup;
  * a failure names the seed and op index, so that
@@ -39,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -343,7 +350,7 @@ struct hist {
 	u64 nr_snaps, cap_snaps;
 	u64 names;
 	u64 counts[NR_OPS];
-	u64 gcs_freed, gcs_emptied;
+	u64 gcs_freed, gcs_emptied, crashes;
 	/* First failure, and how many were printed. */
 	char why[640];
 	unsigned int nfail;
@@ -352,6 +359,7 @@ struct hist {
 	u64 *owner;			/* who reached a block first */
 	u64 *hashed, *hash;
 	struct state before, after;
+	struct state mid;		/* after a crashed gc, if any */
 	unsigned int notes;
 	bool injected;
 	u64 inject_block;
@@ -1427,13 +1435,13 @@ static void compare_blocks(struct hist *h, u64 *freed)
 		if (!r && after)
 			fail(h, "block %llu is allocated and unreachable after the gc",
 			     (unsigned long long)b);
-		if (before && !after) {
-			if (type == PLX_EXT_DATA || type == PLX_EXT_METADATA)
-				freed[type == PLX_EXT_METADATA]++;
-			else
-				fail(h, "block %llu freed in an extent typed %u",
-				     (unsigned long long)b, type);
-		}
+		if (before && !after &&
+		    type != PLX_EXT_DATA && type != PLX_EXT_METADATA)
+			fail(h, "block %llu freed in an extent typed %u",
+			     (unsigned long long)b, type);
+		/* What this gc freed, not one that crashed before it. */
+		if (bt(h->mid.alloc, b) && !after)
+			freed[type == PLX_EXT_METADATA]++;
 	}
 }
 
@@ -1456,7 +1464,8 @@ static u64 compare_catalogue(struct hist *h)
 			fail(h, "extent %llu: type %u after the gc, expected %u (%s)",
 			     (unsigned long long)e, b->type, want,
 			     empty ? "empty" : "in use");
-		emptied += want != a->type;
+		/* What this gc emptied, not one that crashed before it. */
+		emptied += b->type != h->mid.cat[e].type;
 		if (a->holder != b->holder || a->generation != b->generation ||
 		    a->flags != b->flags || a->bitmap_holder != b->bitmap_holder)
 			fail(h, "extent %llu: holder, generation, flags or bitmap_holder changed",
@@ -1472,6 +1481,68 @@ static u64 popcount(const u64 *m, u64 words)
 	for (i = 0; i < words; i++)
 		n += (u64)__builtin_popcountll(m[i]);
 	return n;
+}
+
+/*
+ * A gc killed after @writes block writes (PARALLAX_CRASH_AFTER_WRITES,
+ * store.c), in a child process, as if the machine had crashed there.
+ * The store must stay consistent; the checked gc after it finishes the
+ * job.  Returns whether it crashed, -1 on failure.
+ */
+static int crashed_gc(struct hist *h, u64 writes)
+{
+	char n[24], *argv[] = { "gc-model", "--gc-store", h->path, NULL };
+	int status;
+	pid_t pid;
+
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)writes);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		fail(h, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (!pid) {
+		setenv("PARALLAX_CRASH_AFTER_WRITES", n, 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 99)) {
+		fail(h, "gc stopped after %llu writes: did not exit as planned (status 0x%x)",
+		     (unsigned long long)writes, status);
+		return -1;
+	}
+	return WEXITSTATUS(status) == 99;
+}
+
+/* After a crashed gc: nothing reachable freed, check clean. */
+static void check_crash(struct hist *h, u64 writes)
+{
+	struct plx_check_stats cs;
+	struct plx_store *s;
+	char who[64];
+	u64 b;
+
+	if (read_state(h, &h->mid))
+		return;
+	for (b = 0; b < h->geo.nr_blocks; b++) {
+		if (bt(h->reach, b) && !bt(h->mid.alloc, b)) {
+			describe(h->owner[b], who, sizeof(who));
+			fail(h, "a gc stopped after %llu writes freed block %llu (%s)",
+			     (unsigned long long)writes,
+			     (unsigned long long)b, who);
+			return;
+		}
+	}
+	s = plx_open(h->path, PLX_OPEN_RDONLY);
+	if (!s) {
+		fail(h, "open after a gc stopped after %llu writes: %s",
+		     (unsigned long long)writes, plx_errmsg());
+		return;
+	}
+	run_check(h, s, false, &cs);
+	plx_close(s);
 }
 
 static void op_gc(struct hist *h)
@@ -1500,6 +1571,24 @@ static void op_gc(struct hist *h)
 	}
 	plx_close(s);
 	nreach = popcount(h->reach, h->words);
+	memcpy(h->mid.alloc, h->before.alloc, h->words * 8);
+	memcpy(h->mid.cat, h->before.cat,
+	       h->geo.nr_extents * sizeof(*h->mid.cat));
+
+	/* Sometimes a gc crashes first. */
+	if (!opt.same_handle && !below(h, 4)) {
+		u64 writes = below(h, 1 + below(h, 10));
+		int r = crashed_gc(h, writes);
+
+		if (r < 0)
+			return;
+		trace(h, "gc stopped after %llu writes%s",
+		      (unsigned long long)writes, r ? "" : ": it had finished");
+		h->crashes += r;
+		check_crash(h, writes);
+		if (h->nfail)
+			return;
+	}
 
 	/*
 	 * --same-handle: collect with the handle the history works with,
@@ -1831,6 +1920,8 @@ static void hist_free(struct hist *h)
 	free(h->before.cat);
 	free(h->after.alloc);
 	free(h->after.cat);
+	free(h->mid.alloc);
+	free(h->mid.cat);
 	free(ctab);
 	ctab = NULL;
 	nr_ctab = cap_ctab = 0;
@@ -1902,6 +1993,8 @@ static bool history(u64 seed)
 	h->after.alloc = xcalloc(h->words, 8);
 	h->before.cat = xcalloc(h->geo.nr_extents, sizeof(*h->before.cat));
 	h->after.cat = xcalloc(h->geo.nr_extents, sizeof(*h->after.cat));
+	h->mid.alloc = xcalloc(h->words, 8);
+	h->mid.cat = xcalloc(h->geo.nr_extents, sizeof(*h->mid.cat));
 
 	for (h->op = 1; h->op <= opt.ops && !h->nfail; h->op++)
 		run_op(h, choose(h));
@@ -1924,10 +2017,11 @@ report:
 	    ok ? "every gc kept what is reachable and freed the rest" :
 		 h->why);
 	if (ok)
-		printf("# seed %llu: the gcs freed %llu blocks and emptied %llu extents\n",
+		printf("# seed %llu: the gcs freed %llu blocks and emptied %llu extents; %llu gcs crashed before one\n",
 		       (unsigned long long)seed,
 		       (unsigned long long)h->gcs_freed,
-		       (unsigned long long)h->gcs_emptied);
+		       (unsigned long long)h->gcs_emptied,
+		       (unsigned long long)h->crashes);
 	if (ok) {
 		h->op = opt.ops + 1;
 		cleanup(h, fresh);
@@ -1978,6 +2072,20 @@ static void usage(FILE *f)
 		NR_GEOMETRIES - 1);
 }
 
+static int gc_store(const char *path)
+{
+	struct plx_gc_ops ops = { .retype_free = true };
+	struct plx_store *s = plx_open(path, PLX_OPEN_RDWR);
+	struct plx_gc_stats st;
+
+	if (!s || plx_gc(s, &ops, NULL, &st)) {
+		fprintf(stderr, "gc-model: %s\n", plx_errmsg());
+		return 1;
+	}
+	plx_close(s);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -1996,6 +2104,9 @@ int main(int argc, char **argv)
 	u64 i, failed = 0, v;
 	int c;
 
+	/* Internal: one gc of a store, for crashed_gc(). */
+	if (argc == 3 && !strcmp(argv[1], "--gc-store"))
+		return gc_store(argv[2]);
 	opt.seed = (u64)time(NULL);
 	opt.dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") :
 							  "/tmp";
