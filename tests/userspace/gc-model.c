@@ -3,9 +3,9 @@
  * Model-checked random histories for the garbage collector.
  *
  * A history is a seeded random sequence of create, write (whole blocks,
- * partial blocks, zeros), snapshot, clone, delete (VDIs and snapshots),
- * gc and verify operations on a small store in $TMPDIR, done through
- * libparallax in this process.  A model holds what every live VDI and
+ * partial blocks, zeros), snapshot, bursts of snapshots, clone, delete
+ * (VDIs, snapshots, or every VDI at once), gc and verify operations on a
+ * small store in $TMPDIR, done through libparallax in this process.  A model holds what every live VDI and
  * snapshot must read back: per written block, a content id from which
  * its bytes are generated again.
  *
@@ -13,8 +13,8 @@
  * own that do not go through the collector's code:
  *  - before: the blocks reachable from live VDIs, live snapshots, their
  *    logs and clones' parent_log blocks (a walk of the trees written
- *    here), a hash of every allocated and every system block, and every
- *    extent's bitmap bits and catalogue entry;
+ *    here), a hash of every allocated block, the superblock and the
+ *    registry, and every extent's bitmap bits and catalogue entry;
  *  - after: every reachable block is still allocated and unchanged; no
  *    block but bitmaps and catalogue changed; the gc allocated nothing
  *    and freed exactly the allocated, unreachable blocks; the freed
@@ -892,7 +892,7 @@ out:
 /* Every live VDI and snapshot against the model; one through export. */
 static int verify_contents(struct hist *h, struct plx_store *s)
 {
-	u64 i, nexp = 0, pick;
+	u64 i, j, nexp = 0, pick;
 	struct plx_snaplist l;
 	char what[64];
 
@@ -923,7 +923,7 @@ static int verify_contents(struct hist *h, struct plx_store *s)
 			     plx_errmsg());
 			return -1;
 		}
-		for (u64 j = 0; j < l.count; j++) {
+		for (j = 0; j < l.count; j++) {
 			const struct plx_snap_record *r = &l.snaps[j].rec;
 			struct msnap *ms = find_snap(h, mv->id,
 						     le64_to_cpu(r->seq));
@@ -1244,6 +1244,17 @@ static void op_delete(struct hist *h, struct mvdi *mv)
 		}
 	}
 	trace(h, "delete VDI %llu", (unsigned long long)mv->id);
+}
+
+/* Everything at once: the next gc empties whole extents. */
+static void op_purge(struct hist *h)
+{
+	u64 i;
+
+	trace(h, "purge");
+	for (i = 0; i < h->nr_vdis && !h->nfail; i++)
+		if (h->vdis[i].live)
+			op_delete(h, &h->vdis[i]);
 }
 
 static void op_snap_delete(struct hist *h)
@@ -1878,10 +1889,7 @@ static void run_op(struct hist *h, enum op op)
 		op_snap_delete(h);
 		break;
 	case OP_PURGE:
-		/* Everything at once: the next gc empties whole extents. */
-		for (u64 i = 0; i < h->nr_vdis && !h->nfail; i++)
-			if (h->vdis[i].live)
-				op_delete(h, &h->vdis[i]);
+		op_purge(h);
 		break;
 	case OP_GC:
 		trace(h, "gc");
