@@ -363,6 +363,12 @@ enum plx_err plx_vdi_check(const struct plx_geometry *g,
 		return PLX_E_SIZE;
 	if (plx_name_check(v->name, sizeof(v->name)))
 		return PLX_E_NAME;
+	/*
+	 * A deleted record's links are history: the collector may have
+	 * freed what they point to and given the extent another type.
+	 */
+	if (le64_to_cpu(v->flags) & PLX_VDI_DELETED)
+		return PLX_OK;
 	err = plx_check_addr(g, le64_to_cpu(v->root), PLX_EXT_METADATA);
 	if (err)
 		return err;

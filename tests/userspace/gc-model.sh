@@ -112,6 +112,19 @@ if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
 fi
 echo "# histories took $((SECONDS - start)) s"
 
+# The same handle across a gc and later allocations: the collector must
+# leave the handle's cached bitmaps as it left the disk.
+for s in 1 2; do
+	out=$("$bin" --dir "$dir" --seed $((seed + 100 + s)) --ops 200 \
+		--same-handle 2>&1)
+	if [ $? = 0 ] && ! grep -q "^not ok " <<<"$out"; then
+		ok "a history on one handle across its gcs (seed $((seed + 100 + s)))"
+	else
+		not_ok "a history on one handle across its gcs (seed $((seed + 100 + s)))"
+		grep -v "^ok " <<<"$out" | head -10 | sed 's/^/#   /'
+	fi
+done
+
 # Self-test: each fault must be reported, with the expected message.
 # Fixed seeds: the fault goes into the first gc that has a place for it.
 selftest() {

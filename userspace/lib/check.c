@@ -303,7 +303,11 @@ static void ck_parents(struct plx_ck *ck)
 				(unsigned long long)pid);
 			continue;
 		}
-		/* The collector may have reclaimed a deleted parent's log. */
+		/*
+		 * The collector keeps a clone's parent_log block, also when
+		 * the parent is deleted; only then it is not read here.
+		 */
+		bs(ck->reach, log);
 		if (!ck_live(s, pid))
 			continue;
 		if (plx_snaplog_load(s, pid, &l))
@@ -318,7 +322,6 @@ static void ck_parents(struct plx_ck *ck)
 			plx_snaplist_free(&l);
 			continue;
 		}
-		bs(ck->reach, log);
 		found = false;
 		err = PLX_OK;
 		if (plx_read_block(s, log, &blk))

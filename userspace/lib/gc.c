@@ -185,20 +185,6 @@ static int add_log(struct gc *gc, u64 b)
 }
 
 /*
- * A clone names the log block that held its snapshot when it was made; a
- * newer copy of that block may have superseded it in its parent's chain,
- * but check still follows it while the parent lives.
- */
-static bool clone_of_live(struct plx_store *s, const struct plx_vdi_record *v)
-{
-	u64 pid = le64_to_cpu(v->parent_vdi);
-
-	return pid && pid <= s->geo.registry_slots &&
-	       s->slots[pid - 1].state == PLX_SLOT_VDI &&
-	       plx_vdi_live(&s->slots[pid - 1].rec);
-}
-
-/*
  * Steps 3 and 6 of Algorithm 1: the roots of live VDIs and of their live
  * snapshots, and the log blocks (kept aside so that no pass reads them
  * as radix nodes).  A VDI whose record or log cannot be read stops the
@@ -227,8 +213,12 @@ static int mark_roots(struct gc *gc)
 			continue;
 		gc->st->vdis++;
 		bit_set(gc->rmap, le64_to_cpu(v->root));
-		if (clone_of_live(s, v) &&
-		    add_log(gc, le64_to_cpu(v->parent_log)))
+		/*
+		 * A clone names the log block that held its snapshot when it
+		 * was made, which a newer copy may have superseded in its
+		 * parent's chain; check follows it, so it stays.
+		 */
+		if (v->parent_vdi && add_log(gc, le64_to_cpu(v->parent_log)))
 			return -1;
 		if (plx_snaplog_load(s, id, &l)) {
 			plx_seterr(PLX_EK_STORE, "%s: nothing freed", plx_errmsg());
@@ -399,12 +389,45 @@ static unsigned int slot(u8 type)
 	return type == PLX_EXT_METADATA;
 }
 
+/*
+ * Single host: the catalogue is ours to keep current.  Write the swept
+ * extent's advisory used count, and give an empty extent back to the free
+ * pool, for either type, with the count a fresh format gives it.  Also
+ * for an extent with nothing to free: a crash between a sweep's bitmap
+ * and catalogue writes leaves one empty but typed.
+ */
+static int update_entry(struct gc *gc, u64 e)
+{
+	const struct plx_geometry *g = &gc->s->geo;
+	struct plx_extent_entry *en, old;
+	u64 off, used = 0;
+
+	if (!gc->ops->retype_free)
+		return 0;
+	for (off = 0; off < g->extent_blocks; off++)
+		used += bm_test(gc->bm, off);
+	en = &gc->s->cat[e / PLX_CATALOGUE_PER_BLOCK].entries
+		[e % PLX_CATALOGUE_PER_BLOCK];
+	old = *en;
+	en->used = cpu_to_le32((u32)used);
+	if (used == g->bitmap_blocks) {
+		en->type = PLX_EXT_FREE;
+		gc->s->ext_type[e] = PLX_EXT_FREE;
+	}
+	if (!memcmp(&old, en, sizeof(old)))
+		return 0;
+	if (en->type != old.type)
+		gc->st->extents_emptied++;
+	gc->s->cat_dirty[e / PLX_CATALOGUE_PER_BLOCK] = 1;
+	return plx_sync(gc->s);
+}
+
 /* An extent nobody holds: clear its candidates in place. */
 static int sweep_unheld(struct gc *gc, u64 e, u64 n)
 {
 	const struct plx_geometry *g = &gc->s->geo;
-	u64 start = e << g->extent_shift, off, i, used = 0;
-	struct plx_extent_entry *en;
+	u64 start = e << g->extent_shift, off, i;
+	struct plx_extent_bm *cached = &gc->s->bm[e];
 
 	for (off = g->bitmap_blocks; off < g->extent_blocks; off++)
 		if (bit_test(gc->cand, off))
@@ -423,24 +446,12 @@ static int sweep_unheld(struct gc *gc, u64 e, u64 n)
 	if (plx_fsync(gc->s))
 		return -1;
 	gc->st->freed[slot(gc->ext[e].type)] += n;
-	if (!gc->ops->retype_free)
-		return 0;
-	/*
-	 * Single host: the catalogue is ours to keep up to date; an empty
-	 * extent goes back to the free pool, for either type.
-	 */
-	for (off = 0; off < g->extent_blocks; off++)
-		used += bm_test(gc->bm, off);
-	en = &gc->s->cat[e / PLX_CATALOGUE_PER_BLOCK].entries
-		[e % PLX_CATALOGUE_PER_BLOCK];
-	en->used = cpu_to_le32((u32)used);
-	if (used == g->bitmap_blocks) {
-		en->type = PLX_EXT_FREE;
-		gc->s->ext_type[e] = PLX_EXT_FREE;
-		gc->st->extents_emptied++;
+	/* A caller that goes on with this handle must see the new bits. */
+	if (cached->blk && !cached->err) {
+		memcpy(cached->blk, gc->bm, g->bitmap_blocks * PLX_BLOCK_SIZE);
+		cached->hint = g->bitmap_blocks;
 	}
-	gc->s->cat_dirty[e / PLX_CATALOGUE_PER_BLOCK] = 1;
-	return plx_sync(gc->s);
+	return 0;
 }
 
 /* An extent a live host holds: its target frees what it may. */
@@ -535,9 +546,10 @@ static int sweep_extent(struct gc *gc, u64 e, struct gc_ext *now)
 	if (n < 0)
 		goto out;
 	gc->st->extents_swept++;
-	ret = 0;
-	if (n)
-		ret = then->holder ? sweep_held(gc, e) : sweep_unheld(gc, e, n);
+	if (then->holder)
+		ret = n ? sweep_held(gc, e) : 0;
+	else
+		ret = (n ? sweep_unheld(gc, e, n) : 0) ?: update_entry(gc, e);
 out:
 	if (locked && gc->ops->unlock_bitmap)
 		gc->ops->unlock_bitmap(gc->arg, e);
