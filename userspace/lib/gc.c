@@ -477,9 +477,7 @@ static int sweep_held(struct gc *gc, u64 e)
 			     (unsigned long long)e, gc->ext[e].holder,
 			     plx_errmsg());
 			gc->st->extents_skipped++;
-			gc->st->freed[slot(gc->ext[e].type)] += total;
-			gc->st->freed_by_holders += total;
-			return 0;
+			break;
 		}
 		total += freed;
 	}
