@@ -64,7 +64,7 @@ gc_on() {
 	if [ "$1" = host ]; then
 		in_ns env PARALLAX_HOST_ID=9 "$P" gc "$STORE" --json >"$out" 2>"$T/gc.$2.err"
 	else
-		on 2 "parallax gc $GDEV --json" >"$out" 2>"$T/gc.$2.err"
+		on 2 "parallax gc $GDEV --json 2>$T/gc.$2.err" >"$out"
 	fi
 }
 field() {
