@@ -291,8 +291,12 @@ int plx_alloc_release(struct plx_alloc *a, u64 extent, char *result,
 	return 0;
 }
 
-/* Mark block @off of @g allocated in memory and in its bitmap block. */
-static int plx_mark_allocated(struct plx_store *s, struct plx_grant *g, u64 off)
+/*
+ * Mark block @off of @g allocated (or free) in memory and in its bitmap
+ * block, through the cache: this table is the bitmap's only writer.
+ */
+static int plx_mark_block(struct plx_store *s, struct plx_grant *g, u64 off,
+			  bool allocated)
 {
 	u64 blocknr = (g->extent << s->geo.extent_shift) + off;
 	struct plx_bitmap_block *bb;
@@ -304,11 +308,17 @@ static int plx_mark_allocated(struct plx_store *s, struct plx_grant *g, u64 off)
 	bb = dm_bufio_read(s->bufio, bm_block, &b);
 	if (IS_ERR(bb))
 		return PTR_ERR(bb);
-	bb->bits[bit / 8] |= 1U << (bit % 8);
+	if (allocated) {
+		bb->bits[bit / 8] |= 1U << (bit % 8);
+		__set_bit(off, g->map);
+		g->free--;
+	} else {
+		bb->bits[bit / 8] &= ~(1U << (bit % 8));
+		__clear_bit(off, g->map);
+		g->free++;
+	}
 	dm_bufio_mark_buffer_dirty(b);
 	dm_bufio_release(b);
-	__set_bit(off, g->map);
-	g->free--;
 	return 0;
 }
 
@@ -359,7 +369,7 @@ static int plx_refill(struct plx_alloc *a, enum plx_extent_type type)
 				g->free = 0;
 				break;
 			}
-			r = plx_mark_allocated(s, g, off);
+			r = plx_mark_block(s, g, off, true);
 			if (r)
 				return r;
 			if (g->fresh)
@@ -543,27 +553,6 @@ int plx_alloc_gc_stop(struct plx_alloc *a, u64 epoch)
 	return 0;
 }
 
-/* Mark block @off of @g free in memory and in its bitmap block. */
-static int plx_mark_free(struct plx_store *s, struct plx_grant *g, u64 off)
-{
-	u64 blocknr = (g->extent << s->geo.extent_shift) + off;
-	struct plx_bitmap_block *bb;
-	struct dm_buffer *b;
-	u64 bm_block;
-	u32 bit;
-
-	plx_bitmap_locate(&s->geo, blocknr, &bm_block, &bit);
-	bb = dm_bufio_read(s->bufio, bm_block, &b);
-	if (IS_ERR(bb))
-		return PTR_ERR(bb);
-	bb->bits[bit / 8] &= ~(1U << (bit % 8));
-	dm_bufio_mark_buffer_dirty(b);
-	dm_bufio_release(b);
-	__clear_bit(off, g->map);
-	g->free++;
-	return 0;
-}
-
 /*
  * Free the blocks of @extent that the collector found unreachable: bit j
  * of @bits[k] is block @offset + 8k + j.  Only a block this table has
@@ -636,7 +625,7 @@ int plx_alloc_gc_reclaim(struct plx_alloc *a, u64 epoch, u64 extent,
 			if (!(bits[k] & BIT(j)) || off < s->geo.bitmap_blocks ||
 			    !test_bit(off, g->map) || test_bit(off, g->fresh))
 				continue;
-			r = plx_mark_free(s, g, off);
+			r = plx_mark_block(s, g, off, false);
 			if (r)
 				break;
 			n++;
