@@ -37,6 +37,20 @@ static u64 ms_since(const struct timespec *t)
 	       (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
+/* Renew the lease if a third of it has passed; 0 or -1. */
+static int renew_if_due(struct gc_cluster *g)
+{
+	if (ms_since(&g->renewed) <= plx_lk_lease_ms(g->lk) / 3)
+		return 0;
+	if (plx_lk_call(g->lk, PLX_LK_RENEW, NULL, NULL, NULL, 0) < 0) {
+		plx_seterr(PLX_EK_STORE, "lost the lock manager at %s: %s",
+			   g->addr, plx_errmsg());
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &g->renewed);
+	return 0;
+}
+
 /* A request; the lease is renewed first if it is due.  Status or -1. */
 static int gc_call(struct gc_cluster *g, enum plx_lk_op op, u64 id, u64 gen,
 		   struct plx_lk_grant *grant)
@@ -48,23 +62,19 @@ static int gc_call(struct gc_cluster *g, enum plx_lk_op op, u64 id, u64 gen,
 
 	if (!grant)
 		grant = &local;
-	if (ms_since(&g->renewed) > plx_lk_lease_ms(g->lk) / 3) {
-		if (plx_lk_call(g->lk, PLX_LK_RENEW, NULL, NULL, NULL, 0) < 0)
-			goto lost;
-		clock_gettime(CLOCK_MONOTONIC, &g->renewed);
-	}
+	if (renew_if_due(g))
+		return -1;
 	st = plx_lk_call(g->lk, op, &a, grant, text, sizeof(text));
-	if (st < 0)
-		goto lost;
+	if (st < 0) {
+		plx_seterr(PLX_EK_STORE, "lost the lock manager at %s: %s",
+			   g->addr, plx_errmsg());
+		return -1;
+	}
 	if (st == PLX_LK_EBUSY)
 		plx_seterr(PLX_EK_STORE, "held by host %u", grant->holder);
 	else if (st)
 		plx_seterr(PLX_EK_STORE, "%s: %s", plx_lk_status_name(st), text);
 	return st;
-lost:
-	plx_seterr(PLX_EK_STORE, "lost the lock manager at %s: %s", g->addr,
-		   plx_errmsg());
-	return -1;
 }
 
 static int gc_lock_registry(void *arg)
@@ -108,14 +118,8 @@ static int gc_job(struct gc_cluster *g, u32 host, u32 kind, u64 epoch,
 {
 	struct plx_lk_job_result res;
 
-	if (ms_since(&g->renewed) > plx_lk_lease_ms(g->lk) / 3) {
-		if (plx_lk_call(g->lk, PLX_LK_RENEW, NULL, NULL, NULL, 0) < 0) {
-			plx_seterr(PLX_EK_STORE, "lost the lock manager at %s: %s",
-				   g->addr, plx_errmsg());
-			return -1;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &g->renewed);
-	}
+	if (renew_if_due(g))
+		return -1;
 	if (plx_lk_gc_job(g->lk, host, kind, epoch, extent, generation,
 			  (uint32_t)offset, bits, nbytes, timeout_ms, &res))
 		return -1;
