@@ -8,6 +8,9 @@
 #   make setup      install every dependency from Debian's packages (root)
 #   make test       set up what is missing, build, run all tests
 #   make check      checkpatch --strict and sparse on the kernel code
+#   make bench      the benchmark suite against dm-linear, dm-thin and
+#                   dm-snapshot (Documentation/performance.rst); RUNS=N,
+#                   QUICK=1, PHASES=seq,rand,..., DEVICE=/dev/...
 #   make module KDIR=/usr/src/linux-headers-6.1.0-56-amd64
 #                   build the module against another kernel tree
 #   make deb        the Debian packages parallax-dkms and parallax-tools,
@@ -19,7 +22,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean deb
+.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean deb bench
 
 all: tools module uml-kernel module-uml
 
@@ -55,8 +58,14 @@ check:
 	scripts/setup --if-missing
 	scripts/check
 
+bench:
+	scripts/setup --if-missing
+	bench/run $(if $(RUNS),--runs $(RUNS)) $(if $(QUICK),--quick) \
+		$(if $(PHASES),--phases $(PHASES)) $(if $(DEVICE),--device $(DEVICE))
+
 clean:
 	$(MAKE) -C userspace clean
+	$(MAKE) -C bench clean
 	rm -rf build
 
 # Debian packages (Documentation/packaging.rst).  dpkg-buildpackage writes
