@@ -65,10 +65,13 @@ struct plx_pnode *plx_pnode_get(struct plx_target *t, u64 blocknr,
 		kfree(p);
 		return ERR_PTR(r);
 	}
-	if (commit)
+	INIT_LIST_HEAD(&p->batch);
+	if (commit) {
 		list_add_tail(&p->sibling, &commit->unlinked);
-	else
+	} else {
 		list_add_tail(&p->active, &t->commits);
+		t->nr_commits++;
+	}
 	return p;
 }
 
@@ -127,20 +130,32 @@ void plx_data_endio(struct bio *bio)
 	queue_work(t->wq, &t->worker);
 }
 
-static void plx_node_write(struct plx_target *t, struct plx_pnode *p,
-			   blk_opf_t flags)
+/* Freeze what @p's next write carries: later changes go to the one after. */
+static void plx_node_copy(struct plx_pnode *p)
+{
+	memcpy(page_address(p->page), p->node, PLX_BLOCK_SIZE);
+	p->writing = true;
+}
+
+static void plx_node_submit(struct plx_target *t, struct plx_pnode *p,
+			    blk_opf_t flags)
 {
 	struct bio *bio;
 
-	memcpy(page_address(p->page), p->node, PLX_BLOCK_SIZE);
 	bio = bio_alloc(t->store.dev->bdev, 1,
 			REQ_OP_WRITE | REQ_SYNC | REQ_META | flags, GFP_NOIO);
 	bio->bi_iter.bi_sector = p->blocknr << (PLX_BLOCK_SHIFT - SECTOR_SHIFT);
 	__bio_add_page(bio, p->page, PLX_BLOCK_SIZE, 0);
 	bio->bi_end_io = plx_node_endio;
 	bio->bi_private = p;
-	p->writing = true;
 	submit_bio(bio);
+}
+
+static void plx_node_write(struct plx_target *t, struct plx_pnode *p,
+			   blk_opf_t flags)
+{
+	plx_node_copy(p);
+	plx_node_submit(t, p, flags);
 }
 
 /* Write every unlinked node changed during this pass of the worker. */
@@ -166,18 +181,83 @@ static void plx_end_bios(struct bio_list *bios, blk_status_t status)
 	}
 }
 
+static void plx_batch_endio(struct bio *bio)
+{
+	struct plx_target *t = bio->bi_private;
+	unsigned long flags;
+
+	spin_lock_irqsave(&t->lock, flags);
+	t->batch_status = bio->bi_status;
+	t->batch_flushed = true;
+	spin_unlock_irqrestore(&t->lock, flags);
+	bio_put(bio);
+	queue_work(t->wq, &t->worker);
+}
+
 /*
- * Write each commit node whose components have all completed.  The
- * preflush makes them durable first on a device with a volatile cache;
- * FUA is added when a bio waiting on the node asked for it.
+ * Worker: the batch's preflush completed, so everything its commit nodes
+ * link is durable; write them.  If it failed, so did their writes; and
+ * after a failure no commit node may reach disk (plx_commit_ready).
  */
-void plx_commit_ready(struct plx_target *t)
+void plx_commit_batch_flushed(struct plx_target *t, blk_status_t status,
+			      struct bio_list *retry)
+{
+	struct plx_pnode *c, *tmp;
+
+	t->batch_flushing = false;
+	list_for_each_entry_safe(c, tmp, &t->batch, batch) {
+		list_del_init(&c->batch);
+		if (!status && READ_ONCE(t->mode) == PLX_MODE_FAILED)
+			status = BLK_STS_IOERR;
+		if (status) {
+			c->status = status;
+			plx_node_done(t, c, retry);
+		} else {
+			plx_node_submit(t, c, c->write_fua ? REQ_FUA : 0);
+		}
+	}
+}
+
+/*
+ * Commit nodes are written in batches: one preflush makes every component
+ * of the batch durable, then the nodes go out together.  A batch starts
+ * when something waits for a commit: a flush, a FUA write, a discard, a
+ * snapshot, a suspend, gc_begin, the once-a-second waker; or when more
+ * than PLX_MAX_COMMITS nodes are pending.  Until then acknowledged writes
+ * gather, so a stream of writes costs one device flush per batch rather
+ * than one per write.  A node a batch wants while its components are
+ * still in flight takes no new writes until it is written, so that a
+ * stream of writes beneath it cannot put its commit off for ever (4.1.5).
+ */
+static bool plx_commit_wanted(struct plx_target *t)
 {
 	struct plx_pnode *c;
 
+	if (READ_ONCE(t->commit_asked) || READ_ONCE(t->draining) ||
+	    READ_ONCE(t->snap) || !bio_list_empty(&t->flushes_waiting) ||
+	    t->nr_commits > PLX_MAX_COMMITS)
+		return true;
+	list_for_each_entry(c, &t->commits, active)
+		if (c->fua || !bio_list_empty(&c->waiting) ||
+		    !bio_list_empty(&c->parked))
+			return true;
+	return false;
+}
+
+/* Start a batch of the commit nodes whose components have all completed. */
+void plx_commit_ready(struct plx_target *t)
+{
+	bool want = !t->batch_flushing && plx_commit_wanted(t);
+	struct plx_pnode *c;
+	struct bio *bio;
+
 	list_for_each_entry(c, &t->commits, active) {
-		if (c->writing || c->outstanding || !c->nr_waiting)
+		if (c->writing || !c->nr_waiting)
 			continue;
+		if (c->outstanding) {
+			c->wanted |= want;
+			continue;
+		}
 		if (c->error)
 			plx_fail(t, "write_error");
 		/*
@@ -187,15 +267,39 @@ void plx_commit_ready(struct plx_target *t)
 		if (READ_ONCE(t->mode) == PLX_MODE_FAILED) {
 			c->nr_waiting = 0;
 			plx_end_bios(&c->waiting, c->error ?: BLK_STS_IOERR);
+			plx_release_acked(t, &c->acked, true);
 			continue;
 		}
+		if (!want)
+			continue;
 		bio_list_merge(&c->committing, &c->waiting);
 		bio_list_init(&c->waiting);
+		c->committing_acked = c->acked;
+		memset(&c->acked, 0, sizeof(c->acked));
 		c->nr_waiting = 0;
 		list_splice_init(&c->unlinked, &c->committing_unlinked);
-		plx_node_write(t, c, REQ_PREFLUSH | (c->fua ? REQ_FUA : 0));
+		c->write_fua = c->fua;
 		c->fua = false;
+		c->wanted = false;
+		plx_node_copy(c);
+		list_add_tail(&c->batch, &t->batch);
 	}
+	if (list_empty(&t->batch))
+		return;
+	WRITE_ONCE(t->commit_asked, false);
+	t->batch_flushing = true;
+	bio = bio_alloc(t->store.dev->bdev, 0,
+			REQ_OP_WRITE | REQ_PREFLUSH | REQ_SYNC, GFP_NOIO);
+	bio->bi_end_io = plx_batch_endio;
+	bio->bi_private = t;
+	submit_bio(bio);
+}
+
+/* gc_begin, suspend: have every pending commit written soon. */
+void plx_commit_soon(struct plx_target *t)
+{
+	WRITE_ONCE(t->commit_asked, true);
+	plx_wake_worker(t);
 }
 
 /* A commit node's write landed: everything beneath it is now linked. */
@@ -204,6 +308,7 @@ static void plx_commit_done(struct plx_target *t, struct plx_pnode *c,
 {
 	struct plx_pnode *u, *tmp;
 
+	plx_release_acked(t, &c->committing_acked, c->status != BLK_STS_OK);
 	if (c->status) {
 		plx_fail(t, "write_error");
 		plx_end_bios(&c->committing, c->status);
@@ -219,6 +324,7 @@ static void plx_commit_done(struct plx_target *t, struct plx_pnode *c,
 	if (!c->status && !c->nr_waiting && !c->outstanding &&
 	    list_empty(&c->unlinked)) {
 		list_del(&c->active);
+		t->nr_commits--;
 		plx_pnode_free(t, c);
 	}
 }
@@ -242,7 +348,11 @@ void plx_node_done(struct plx_target *t, struct plx_pnode *p,
 	}
 }
 
-/* A data write beneath a commit node completed; its bio now waits. */
+/*
+ * A data write beneath a commit node completed.  It is acknowledged now
+ * (parallax-flush.c) unless it asked for FUA or failed: those wait for
+ * the commit.
+ */
 void plx_data_done(struct plx_target *t, struct bio *bio)
 {
 	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
@@ -251,7 +361,10 @@ void plx_data_done(struct plx_target *t, struct bio *bio)
 	if (bio->bi_status && !c->error)
 		c->error = bio->bi_status;
 	c->outstanding--;
-	bio_list_add(&c->waiting, bio);
+	if (bio->bi_status || (bio->bi_opf & REQ_FUA))
+		bio_list_add(&c->waiting, bio);
+	else
+		plx_ack_early(t, c, bio);
 }
 
 /*
@@ -263,12 +376,15 @@ void plx_commit_abort_all(struct plx_target *t)
 	struct plx_pnode *c, *tmp, *u, *utmp;
 
 	list_for_each_entry_safe(c, tmp, &t->commits, active) {
+		plx_release_acked(t, &c->acked, true);
+		plx_release_acked(t, &c->committing_acked, true);
 		list_splice_init(&c->committing_unlinked, &c->unlinked);
 		list_for_each_entry_safe(u, utmp, &c->unlinked, sibling) {
 			list_del(&u->sibling);
 			plx_pnode_free(t, u);
 		}
 		list_del(&c->active);
+		t->nr_commits--;
 		plx_pnode_free(t, c);
 	}
 }

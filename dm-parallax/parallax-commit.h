@@ -15,6 +15,13 @@
  *    commit node is written.  It may be written (and rewritten) at any
  *    time, which is commit-node inheritance (4.1.3): chains of dependency
  *    never grow beyond a commit node and the blocks beneath it.
+ *
+ * A write that is not FUA is acknowledged as soon as its data is on the
+ * device, as the block layer allows: like a disk's write cache, the link
+ * to it becomes durable with the next commit, and a FLUSH waits for the
+ * commits of every write acknowledged before it (parallax-flush.c).  So
+ * the commit node counts the writes it acknowledged early, by flush
+ * generation and by GC parity, for the flushes and gc_begin to wait on.
  */
 #ifndef PARALLAX_COMMIT_H
 #define PARALLAX_COMMIT_H
@@ -24,6 +31,12 @@
 
 struct dm_buffer;
 struct plx_target;
+
+/* Writes acknowledged before the commit that links their blocks. */
+struct plx_acked {
+	unsigned int flush[2];		/* by flush generation */
+	unsigned int gc[2];		/* by GC parity, if they took blocks */
+};
 
 struct plx_pnode {
 	struct plx_target *t;
@@ -49,8 +62,13 @@ struct plx_pnode {
 	struct bio_list waiting;
 	struct bio_list committing;	/* done when the write in flight is */
 	struct bio_list parked;		/* retried after the write in flight */
+	struct plx_acked acked;		/* made durable by the next write */
+	struct plx_acked committing_acked;	/* by the write in flight */
 	blk_status_t error;		/* first component failure */
-	bool fua;
+	bool fua;			/* a waiting bio asked for FUA */
+	bool write_fua;			/* the write in flight has FUA */
+	bool wanted;			/* by a batch: new writes wait */
+	struct list_head batch;		/* on t->batch until submitted */
 };
 
 /* Per-bio state, in dm's per-bio data. */
@@ -66,8 +84,8 @@ struct plx_bio {
 	bool gc_counted;		/* in t->gc_inflight[gc_parity] */
 };
 
-/* Bios that may wait on one commit node before it is forced out (4.1.5). */
-#define PLX_MAX_WAITERS		32
+/* Commit nodes pending before a batch is forced: each pins a node. */
+#define PLX_MAX_COMMITS		256
 
 struct plx_pnode *plx_pnode_get(struct plx_target *t, u64 blocknr,
 				struct plx_pnode *commit);
@@ -75,6 +93,9 @@ void plx_pnode_modified(struct plx_target *t, struct plx_pnode *p);
 void plx_commit_add_component(struct plx_pnode *c);
 void plx_submit_queued(struct plx_target *t);
 void plx_commit_ready(struct plx_target *t);
+void plx_commit_batch_flushed(struct plx_target *t, blk_status_t status,
+			      struct bio_list *retry);
+void plx_commit_soon(struct plx_target *t);
 void plx_node_done(struct plx_target *t, struct plx_pnode *p,
 		   struct bio_list *retry);
 void plx_data_done(struct plx_target *t, struct bio *bio);

@@ -343,7 +343,14 @@ static int plx_do_write(struct plx_target *t, struct bio *bio, u64 vblock,
 		plx_count_and_remap(t, bio, w->data);
 		return 0;
 	}
-	if (c->writing || c->nr_waiting >= PLX_MAX_WAITERS) {
+	/*
+	 * While @c is being written its next write can gather links, since
+	 * it is written from a copy; but an unlinked node on the path may be
+	 * in the write in flight, and changing it then would let the commit
+	 * free it while it still holds a link that is not durable.  A node
+	 * a batch wants takes nothing new until it is written.
+	 */
+	if ((c->writing && w->commit) || c->wanted) {
 		bio_list_add(&c->parked, bio);
 		return 0;
 	}
@@ -464,7 +471,7 @@ void plx_handle_discard(struct plx_target *t, struct bio *bio,
 		bio_io_error(bio);
 		return;
 	}
-	if (c->writing || c->nr_waiting >= PLX_MAX_WAITERS) {
+	if (c->writing || c->wanted) {
 		bio_list_add(&c->parked, bio);
 		plx_walk_release(t, &w);
 		return;

@@ -13,11 +13,13 @@
  *    later, "fresh" (parallax-alloc.c): the collector reads the roots only
  *    after gc_begin has answered, so links to fresh blocks may be missing
  *    from what it read;
- *  - a write that took blocks from the reserve before gc_begin links them
- *    on disk before it ends (a bio ends only after its commit node is
- *    written), so gc_begin waits for every such write to end.  Writes are
- *    counted from their first plx_alloc_take to plx_end_io, in one of two
- *    counters chosen by a parity that gc_begin flips.
+ *  - a write that took blocks from the reserve before gc_begin has linked
+ *    them on disk once its commit node is written, so gc_begin waits for
+ *    every such write's commit, and asks for commits to be written now.
+ *    Writes are counted from their first plx_alloc_take to plx_end_io, in
+ *    one of two counters chosen by a parity that gc_begin flips; a write
+ *    acknowledged before its commit hands its count to the commit node,
+ *    which drops it when the node is written (parallax-flush.c).
  *
  * Snapshots allocate too (parallax-snapshot.c), but a snapshot runs from
  * its message to the durable write of the VDI record under message_lock,
@@ -128,11 +130,13 @@ static int plx_gc_begin(struct plx_target *t, u64 epoch)
 	 * before this one too.  Nothing adds to it until the flip.
 	 */
 	old = READ_ONCE(t->gc_parity);
+	plx_commit_soon(t);
 	left = wait_event_timeout(t->gc_wait, plx_gc_drained(t, !old), left);
 	if (left) {
 		spin_lock(&t->gc_lock);
 		t->gc_parity = !old;
 		spin_unlock(&t->gc_lock);
+		plx_commit_soon(t);
 		left = wait_event_timeout(t->gc_wait, plx_gc_drained(t, old),
 					  left);
 	}

@@ -6,10 +6,13 @@
  * cache (dm_bufio_get never sleeps and is allowed in map context), and
  * remaps reads, and writes whose every link from the root is writable and
  * durable.  Everything else goes to the worker: cache misses, writes that
- * need a new block (parallax-cow.c), and bios that meet a pending node.
+ * need a new block (parallax-cow.c), bios that meet a pending node, and
+ * flushes while acknowledged writes wait for their commit
+ * (parallax-flush.c).
  * Data bios are remapped, never copied; sparse blocks read as zeros.
  */
 #include <kunit/visibility.h>
+#include <linux/blkdev.h>
 #include <linux/dm-bufio.h>
 
 #include "parallax-target.h"
@@ -232,10 +235,14 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 	pb->t = t;
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/*
-		 * dm sends flushes without data.  Every acknowledged write's
-		 * links were written before it was acknowledged, so a flush
-		 * of the store makes all of them durable.
+		 * dm sends flushes without data.  Once every acknowledged
+		 * write's links are written, a flush of the store makes them
+		 * all durable; until then the worker holds it.
 		 */
+		if (plx_flush_needs_worker(t)) {
+			plx_defer(t, bio);
+			return DM_MAPIO_SUBMITTED;
+		}
 		bio_set_dev(bio, t->store.dev->bdev);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -307,6 +314,10 @@ static void plx_handle_read(struct plx_target *t, struct bio *bio)
 static void plx_process(struct plx_target *t, struct bio *bio,
 			struct bio_list *retry, struct bio_list *snap_parked)
 {
+	if (bio->bi_opf & REQ_PREFLUSH) {
+		plx_flush_queue(t, bio);
+		return;
+	}
 	if (!op_is_write(bio_op(bio))) {
 		plx_handle_read(t, bio);
 		return;
@@ -340,10 +351,11 @@ void plx_worker(struct work_struct *ws)
 	struct plx_target *t = container_of(ws, struct plx_target, worker);
 	struct bio_list bios, data_done, retry, snap_parked;
 	struct plx_pnode *p, *tmp;
+	bool waited, batch_flushed;
+	struct blk_plug plug;
 	unsigned long since;
 	LIST_HEAD(nodes);
 	struct bio *bio;
-	bool waited;
 
 	bio_list_init(&retry);
 	bio_list_init(&snap_parked);
@@ -353,7 +365,12 @@ void plx_worker(struct work_struct *ws)
 	data_done = t->data_done;
 	bio_list_init(&t->data_done);
 	list_splice_init(&t->nodes_done, &nodes);
+	batch_flushed = t->batch_flushed;
+	t->batch_flushed = false;
 	spin_unlock_irq(&t->lock);
+
+	if (batch_flushed)
+		plx_commit_batch_flushed(t, t->batch_status, &retry);
 
 	list_for_each_entry_safe(p, tmp, &nodes, done) {
 		list_del(&p->done);
@@ -367,6 +384,11 @@ void plx_worker(struct work_struct *ws)
 	since = t->no_space_since;
 	waited = plx_retry_no_space(t, &retry);
 	bio_list_merge(&retry, &bios);
+	/*
+	 * A large write reaches the worker one block at a time, and its new
+	 * blocks are mostly consecutive: plugged, they go down merged.
+	 */
+	blk_start_plug(&plug);
 	while ((bio = bio_list_pop(&retry)))
 		plx_process(t, bio, &retry, &snap_parked);
 	/* Going round again does not restart the no-space timeout. */
@@ -374,7 +396,10 @@ void plx_worker(struct work_struct *ws)
 		t->no_space_since = since;
 
 	plx_submit_queued(t);
+	/* A flush that starts waiting here wants the batch below. */
+	plx_flush_run(t);
 	plx_commit_ready(t);
+	blk_finish_plug(&plug);
 
 	if (!bio_list_empty(&snap_parked)) {
 		spin_lock_irq(&t->lock);
@@ -397,14 +422,16 @@ static void plx_end_no_space(struct plx_target *t, blk_status_t status)
 }
 
 /*
- * Once a second: give up on bios that have waited for space longer than
- * the table allows.
+ * Once a second: commit what is pending, and give up on bios that have
+ * waited for space longer than the table allows.
  */
 void plx_waker(struct work_struct *ws)
 {
 	struct plx_target *t = container_of(to_delayed_work(ws),
 					     struct plx_target, waker);
 
+	/* Acknowledged writes wait at most about a second for their commit. */
+	plx_commit_soon(t);
 	if (!bio_list_empty(&t->no_space) && t->no_space_timeout &&
 	    time_after(jiffies, t->no_space_since + t->no_space_timeout * HZ)) {
 		DMERR_LIMIT("VDI %llu: no space for %u s, failing queued writes",

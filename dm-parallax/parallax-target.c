@@ -272,11 +272,13 @@ static void plx_target_init(struct plx_target *t, struct dm_target *ti)
 	bio_list_init(&t->no_space);
 	INIT_LIST_HEAD(&t->nodes_done);
 	INIT_LIST_HEAD(&t->commits);
+	INIT_LIST_HEAD(&t->batch);
 	INIT_LIST_HEAD(&t->to_write);
 	xa_init(&t->pending);
 	xa_init(&t->busy);
 	mutex_init(&t->message_lock);
 	plx_gc_init(t);
+	plx_flush_init(t);
 	INIT_WORK(&t->worker, plx_worker);
 	INIT_DELAYED_WORK(&t->waker, plx_waker);
 	INIT_WORK(&t->release_no_space, plx_release_no_space);
@@ -399,6 +401,7 @@ static void plx_resume(struct dm_target *ti)
 	struct plx_target *t = ti->private;
 
 	WRITE_ONCE(t->suspending, false);
+	WRITE_ONCE(t->draining, false);
 	queue_delayed_work(t->wq, &t->waker, HZ);
 }
 
@@ -423,6 +426,7 @@ static void plx_postsuspend(struct dm_target *ti)
 
 	cancel_delayed_work_sync(&t->waker);
 	flush_workqueue(t->wq);
+	plx_flush_drain(t);
 }
 
 static int plx_message_extent(struct plx_target *t, bool grant,

@@ -71,6 +71,11 @@ struct plx_target {
 	struct xarray pending;		/* blocknr -> struct plx_pnode */
 	struct xarray busy;		/* vblock -> bios waiting on a new block */
 	struct list_head commits;
+	unsigned int nr_commits;
+	struct list_head batch;		/* commit nodes behind the preflush */
+	bool batch_flushing;
+	bool commit_asked;		/* by the waker, gc_begin */
+	bool draining;			/* postsuspend to resume */
 	struct list_head to_write;
 	struct bio_list no_space;
 	unsigned long no_space_since;
@@ -84,6 +89,8 @@ struct plx_target {
 	struct bio_list deferred;
 	struct bio_list data_done;
 	struct list_head nodes_done;
+	bool batch_flushed;
+	blk_status_t batch_status;
 	struct workqueue_struct *wq;
 	struct work_struct worker;
 	struct delayed_work waker;
@@ -106,6 +113,18 @@ struct plx_target {
 	u8 gc_parity;
 	atomic_t gc_inflight[2];
 	wait_queue_head_t gc_wait;
+
+	/*
+	 * Writes acknowledged before their commit, by flush generation
+	 * (parallax-flush.c).  Only the worker changes flush_gen and the
+	 * flush lists.
+	 */
+	atomic_t uncommitted[2];
+	wait_queue_head_t commit_wait;
+	u8 flush_gen;
+	bool acked_lost;		/* a commit of such writes failed */
+	struct bio_list flushes_next;	/* wait for the next flip */
+	struct bio_list flushes_waiting;	/* for !flush_gen to drain */
 };
 
 /* parallax-map.c */
@@ -138,6 +157,15 @@ void plx_gc_bio_done(struct plx_target *t, struct bio *bio);
 int plx_message_gc(struct plx_target *t, unsigned int argc, char **argv,
 		   char *result, unsigned int maxlen);
 int plx_gc_parse_hex(const char *hex, u8 *out, unsigned int max);
+
+/* parallax-flush.c */
+void plx_flush_init(struct plx_target *t);
+bool plx_flush_needs_worker(struct plx_target *t);
+void plx_ack_early(struct plx_target *t, struct plx_pnode *c, struct bio *bio);
+void plx_release_acked(struct plx_target *t, struct plx_acked *a, bool lost);
+void plx_flush_queue(struct plx_target *t, struct bio *bio);
+void plx_flush_run(struct plx_target *t);
+void plx_flush_drain(struct plx_target *t);
 
 /* parallax-snapshot.c */
 int plx_snapshot(struct plx_target *t, const char *label, u64 *seq);
