@@ -382,32 +382,32 @@ snapper_stop() { # prints the number of snapshots taken
 phase_freq() {
 	local rate n m0 m1 t0 t1 base_meta=
 
-	clean_dm
-	thin_pool
-	thin_new thin 0
-	fill /dev/mapper/thin
-	next_thin=1
+	# A fresh pool and store for each rate: after many snapshots every
+	# write to thin copies a 64 KiB block, and the pool would fill up.
 	for rate in $BENCH_RATES; do
-		snapper_start "$rate" thin pool thin 0 "$next_thin"
+		clean_dm
+		thin_pool
+		thin_new thin 0
+		fill /dev/mapper/thin
+		snapper_start "$rate" thin pool thin 0 1
 		fio_rec freq "fio-$rate" thin iops /dev/mapper/thin --rw=randwrite \
 			--bs=4k --iodepth=16 --size=$SEQ --time_based \
 			--runtime="$BENCH_RUNTIME"
-		n=$(snapper_stop)
-		next_thin=$((next_thin + n))
+		snapper_stop >/dev/null
 	done
 	clean_dm
 
-	plx_store
-	plx_new v
-	fill /dev/mapper/v
 	for rate in $BENCH_RATES; do
+		plx_store
+		plx_new v
+		fill /dev/mapper/v
 		snapper_start "$rate" parallax v
 		fio_rec freq "fio-$rate" parallax iops /dev/mapper/v --rw=randwrite \
 			--bs=4k --iodepth=16 --size=$SEQ --time_based \
 			--runtime="$BENCH_RUNTIME"
 		snapper_stop >/dev/null
+		plx_detach v
 	done
-	plx_detach v
 
 	mkdir -p /mnt/bench
 	for rate in $BENCH_RATES; do
