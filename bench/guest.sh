@@ -30,6 +30,21 @@ mkdir -p "$BENCH_OUT/lat" "$PARALLAX_RUN_DIR"
 
 log() { echo "bench[$phase/$run]: $*" >&2; }
 
+# disk_flushes: flush requests the disk completed, and ms spent in them
+# (fields 16 and 17 of /sys/block/ubda/stat).  In UML a flush of ubd is an
+# fsync of the backing file, which is what snapshots and commits cost.
+disk_flushes() { awk '{ print $16, $17 }' /sys/block/ubda/stat; }
+
+# rec_flushes WORKLOAD CASE TARGET BEFORE AFTER SECONDS
+rec_flushes() {
+	local n0 t0 n1 t1
+
+	read -r n0 t0 <<<"$4"
+	read -r n1 t1 <<<"$5"
+	rec "$1" "$2-flushes" "$3" "per s" "$(((n1 - n0) / $6))"
+	rec "$1" "$2-flush-ms" "$3" "ms per s" "$(((t1 - t0) / $6))"
+}
+
 # rec WORKLOAD CASE TARGET UNIT VALUE
 rec() {
 	printf '{"workload":"%s","case":"%s","target":"%s","run":%d,"unit":"%s","value":%s}\n' \
@@ -380,7 +395,7 @@ snapper_stop() { # prints the number of snapshots taken
 # tree on ext4, at each rate of BENCH_RATES; metadata bytes per snapshot
 # from the target's own count of metadata blocks allocated.
 phase_freq() {
-	local rate n m0 m1 t0 t1 base_meta=
+	local rate n m0 m1 t0 t1 f0 base_meta=
 
 	# A fresh pool and store for each rate: after many snapshots every
 	# write to thin copies a 64 KiB block, and the pool would fill up.
@@ -389,11 +404,13 @@ phase_freq() {
 		thin_pool
 		thin_new thin 0
 		fill /dev/mapper/thin
+		f0=$(disk_flushes)
 		snapper_start "$rate" thin pool thin 0 1
 		fio_rec freq "fio-$rate" thin iops /dev/mapper/thin --rw=randwrite \
 			--bs=4k --iodepth=16 --size=$SEQ --time_based \
 			--runtime="$BENCH_RUNTIME"
 		snapper_stop >/dev/null
+		rec_flushes freq "fio-$rate" thin "$f0" "$(disk_flushes)" "$BENCH_RUNTIME"
 	done
 	clean_dm
 
@@ -401,11 +418,16 @@ phase_freq() {
 		plx_store
 		plx_new v
 		fill /dev/mapper/v
+		f0=$(disk_flushes)
+		m0=$(plx_status v 3)
 		snapper_start "$rate" parallax v
 		fio_rec freq "fio-$rate" parallax iops /dev/mapper/v --rw=randwrite \
 			--bs=4k --iodepth=16 --size=$SEQ --time_based \
 			--runtime="$BENCH_RUNTIME"
 		snapper_stop >/dev/null
+		rec_flushes freq "fio-$rate" parallax "$f0" "$(disk_flushes)" "$BENCH_RUNTIME"
+		m1=$(plx_status v 3)
+		rec freq "fio-$rate-metadata" parallax "blocks per s" $(((m1 - m0) / BENCH_RUNTIME))
 		plx_detach v
 	done
 
