@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # Writes are acknowledged before their commit node is written, as the
 # block layer allows, and made durable by FLUSH, FUA, snapshots and
-# suspend (Documentation/dm-parallax.rst, "Ordering").  Each guest below
-# ends without detaching: the harness powers the kernel off with the
-# table live, so what was never made durable may be lost, but
+# suspend (Documentation/dm-parallax.rst, "Acknowledgment, FLUSH and
+# FUA").  Each guest below ends without detaching: the harness powers
+# the kernel off with the table live, so what was never made durable may
+# be lost, but
 #  - what was flushed (fsync), written with O_SYNC or snapshotted is there;
 #  - what was not is, block by block, either the old or the new data,
 #    never anything else, and the store checks clean (no dangling link);

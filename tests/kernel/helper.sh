@@ -160,7 +160,8 @@ kill "$PD2"; wait "$PD2" 2>/dev/null; PD2=
 # ---- fill past an extent (1023 data blocks each) ----
 # Each 1 MiB write waits for its commit (dsync), as every write did
 # before writes were acknowledged early: an unsynchronised stream now
-# fills a 4 MiB extent faster than the helper's one-extent lookahead.
+# fills a 4 MiB extent faster than parallaxd, whose lookahead is its
+# spare (Documentation/parallaxd.rst), can claim the next.
 before=$(g_status web 6)
 if dd if="$T/data.bin" of=/dev/mapper/web bs=1M oflag=direct,dsync conv=fsync status=none 2>"$T/dd.err"; then
 	g_ok "12 MiB written with O_DIRECT, no I/O error"
