@@ -274,7 +274,8 @@ int plx_export_progress(struct plx_store *s, u64 root, u8 height, u64 size,
 			   strerror(errno));
 		goto out;
 	}
-	if (plx_map_walk(s, root, height, plx_export_block, &x) ||
+	if (plx_map_walk_size(s, root, height, x.size_blocks,
+			      plx_export_block, &x) ||
 	    plx_run_flush(&x))
 		goto out;
 	if (!x.seekable && plx_emit_zeros(&x, size))

@@ -259,6 +259,13 @@ int plx_lookup(struct plx_store *s, u64 root, u8 height, u64 vblock,
 typedef int (*plx_map_fn)(void *arg, u64 vblock, u64 pblock);
 int plx_map_walk(struct plx_store *s, u64 root, u8 height,
 		 plx_map_fn fn, void *arg);
+/*
+ * The same for the first @nblocks virtual blocks only (a VDI's size):
+ * links to subtrees beyond them are neither checked nor followed, so the
+ * walk costs what the size says, whatever a damaged tree links.
+ */
+int plx_map_walk_size(struct plx_store *s, u64 root, u8 height, u64 nblocks,
+		      plx_map_fn fn, void *arg);
 
 /*
  * Copy-on-write writer for one live VDI.  Node changes are cached and

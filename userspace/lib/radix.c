@@ -56,8 +56,13 @@ int plx_lookup(struct plx_store *s, u64 root, u8 height, u64 vblock,
 	return 0;
 }
 
+/*
+ * Entries whose subtree starts at or beyond @nblocks are not followed:
+ * they are not part of the VDI, and a damaged tree whose nodes fan out to
+ * shared nodes could otherwise make a small VDI's walk take 512^3 steps.
+ */
 static int plx_walk_level(struct plx_store *s, struct plx_radix_node *bufs,
-			  u64 node, unsigned int level, u64 base,
+			  u64 node, unsigned int level, u64 base, u64 nblocks,
 			  plx_map_fn fn, void *arg)
 {
 	struct plx_radix_node *n = &bufs[level];
@@ -71,7 +76,7 @@ static int plx_walk_level(struct plx_store *s, struct plx_radix_node *bufs,
 		enum plx_err err;
 		int ret;
 
-		if (!p)
+		if (!p || vb >= nblocks)
 			continue;
 		err = plx_check_addr(&s->geo, plx_ptr_addr(p),
 				     plx_child_type(level));
@@ -79,7 +84,7 @@ static int plx_walk_level(struct plx_store *s, struct plx_radix_node *bufs,
 			return plx_bad_ptr(node, level, i, p, err);
 		if (level)
 			ret = plx_walk_level(s, bufs, plx_ptr_addr(p),
-					     level - 1, vb, fn, arg);
+					     level - 1, vb, nblocks, fn, arg);
 		else
 			ret = fn(arg, vb, plx_ptr_addr(p));
 		if (ret)
@@ -91,6 +96,19 @@ static int plx_walk_level(struct plx_store *s, struct plx_radix_node *bufs,
 
 int plx_map_walk(struct plx_store *s, u64 root, u8 height,
 		 plx_map_fn fn, void *arg)
+{
+	if (height < 1 || height > PLX_MAX_HEIGHT) {
+		plx_seterr(PLX_EK_STORE, "radix tree height %u out of range",
+			   height);
+		return -1;
+	}
+	return plx_map_walk_size(s, root, height,
+				 plx_max_size_for_height(height) >>
+				 PLX_BLOCK_SHIFT, fn, arg);
+}
+
+int plx_map_walk_size(struct plx_store *s, u64 root, u8 height, u64 nblocks,
+		      plx_map_fn fn, void *arg)
 {
 	struct plx_radix_node *bufs;
 	int ret;
@@ -105,7 +123,7 @@ int plx_map_walk(struct plx_store *s, u64 root, u8 height,
 		plx_seterr(PLX_EK_STORE, "out of memory");
 		return -1;
 	}
-	ret = plx_walk_level(s, bufs, root, height - 1, 0, fn, arg);
+	ret = plx_walk_level(s, bufs, root, height - 1, 0, nblocks, fn, arg);
 	free(bufs);
 	return ret;
 }
@@ -260,8 +278,9 @@ struct plx_writer *plx_writer_open(struct plx_store *s, u64 vdi_id)
 	 * Validate every pointer of the tree before the first write, so a
 	 * damaged tree is refused instead of half-written.
 	 */
-	if (plx_map_walk(s, le64_to_cpu(v->root), v->height,
-			 plx_count_block, &mapped))
+	if (plx_map_walk_size(s, le64_to_cpu(v->root), v->height,
+			      le64_to_cpu(v->size) >> PLX_BLOCK_SHIFT,
+			      plx_count_block, &mapped))
 		return NULL;
 	w = calloc(1, sizeof(*w));
 	if (!w) {
