@@ -8,6 +8,9 @@
 #   make setup      install every dependency from Debian's packages (root)
 #   make test       set up what is missing, build, run all tests
 #   make check      checkpatch --strict and sparse on the kernel code
+#   make stress DURATION=SECONDS
+#                   the long run of the crash-consistency and robustness
+#                   tests (scripts/stress --help); default one hour
 #   make bench      the benchmark suite against dm-linear, dm-thin and
 #                   dm-snapshot (Documentation/performance.rst); RUNS=N,
 #                   QUICK=1, PHASES=seq,rand,..., DEVICE=/dev/...
@@ -22,7 +25,7 @@
 
 SHELL := /bin/bash
 
-.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean deb bench
+.PHONY: all setup tools module module-uml module-6.1 uml-kernel test check demo clean deb bench stress
 
 all: tools module uml-kernel module-uml
 
@@ -53,6 +56,11 @@ demo:
 	scripts/setup --if-missing
 	$(MAKE) tools uml-kernel module-uml
 	scripts/demo
+
+stress:
+	scripts/setup --if-missing
+	$(MAKE) all
+	scripts/stress --duration $(or $(DURATION),3600)
 
 check:
 	scripts/setup --if-missing

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Randomly damaged metadata must never crash or hang the tool (see
-# fuzz.py).  FUZZ_SEED and FUZZ_ITERATIONS override the defaults.
+# fuzz.py).  FUZZ_SEED and FUZZ_ITERATIONS override the defaults; with
+# STRESS_SECONDS (make stress) rounds of new seeds run for that long.
 source "$(dirname "$0")/lib.sh"
 
 S=$T/store.img
@@ -18,5 +19,23 @@ if ! "$P" check "$S" >/dev/null; then
 	echo "not ok 1 - the undamaged fuzz store checks clean"
 	exit 1
 fi
-python3 "$TESTS_CLI_DIR/fuzz.py" "$P" "$S" "$T/img" "${FUZZ_SEED:-20081}" \
-	"${FUZZ_ITERATIONS:-60}"
+seed=${FUZZ_SEED:-20081}
+iters=${FUZZ_ITERATIONS:-60}
+end=$(($(date +%s) + ${STRESS_SECONDS:-0}))
+tried=0
+rc=0
+while :; do
+	python3 "$TESTS_CLI_DIR/fuzz.py" "$P" "$S" "$T/img" "$seed" "$iters" >"$T/fuzz.out" || rc=1
+	if [ -n "${STRESS_SECONDS:-}" ]; then
+		# One summary per round; the failures in full.
+		grep '^not ok' "$T/fuzz.out" && echo "# reproduce: FUZZ_SEED=$seed tests/cli/fuzz.sh"
+		grep -q '^not ok' "$T/fuzz.out" || echo "ok - $iters damaged stores (seed $seed), no crash or hang"
+	else
+		cat "$T/fuzz.out"
+	fi
+	tried=$((tried + iters))
+	[ -n "${STRESS_SECONDS:-}" ] && [ "$(date +%s)" -lt "$end" ] || break
+	seed=$((seed + 1))
+done
+echo "# stress: corruptions_tried=$tried"
+exit $rc
