@@ -338,8 +338,7 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct plx_target *t;
-	const char *dev_path;
-	char dummy;
+	const char *dev_path, *arg;
 	int r;
 
 	if (argc < 2) {
@@ -355,7 +354,9 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	plx_target_init(t, ti);
 
 	dev_path = dm_shift_arg(&as);
-	if (sscanf(dm_shift_arg(&as), "%llu%c", &t->vdi_id, &dummy) != 1) {
+	/* Digits only: no sign, and no value that wraps past 2^64 - 1. */
+	arg = dm_shift_arg(&as);
+	if (!isdigit(arg[0]) || kstrtoull(arg, 10, &t->vdi_id)) {
 		ti->error = "Invalid VDI id";
 		r = -EINVAL;
 		goto bad;
@@ -505,8 +506,9 @@ static int plx_message_lockd(struct plx_target *t, const char *word)
 
 	if (!n || n >= sizeof(t->lockd_state))
 		goto bad;
+	/* Not islower(): it takes Latin-1 letters too. */
 	for (i = 0; i < n; i++)
-		if (!islower(word[i]) && word[i] != '_')
+		if ((word[i] < 'a' || word[i] > 'z') && word[i] != '_')
 			goto bad;
 	strscpy(t->lockd_state, word, sizeof(t->lockd_state));
 	return 0;
