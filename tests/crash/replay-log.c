@@ -354,14 +354,21 @@ static const char stamp_magic[8] = "PLXSTAMP";
 
 static u32 crc32_zlib(const u8 *p, size_t n)
 {
-	u32 c = 0xffffffff;
-	int k;
+	static u32 table[256];
+	u32 c;
+	int i, k;
 
-	while (n--) {
-		c ^= *p++;
-		for (k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320 & -(c & 1));
+	if (!table[1]) {
+		for (i = 0; i < 256; i++) {
+			c = (u32)i;
+			for (k = 0; k < 8; k++)
+				c = (c >> 1) ^ (0xedb88320 & -(c & 1));
+			table[i] = c;
+		}
 	}
+	c = 0xffffffff;
+	while (n--)
+		c = table[(c ^ *p++) & 0xff] ^ (c >> 8);
 	return ~c;
 }
 
@@ -402,6 +409,33 @@ struct walk {
 	u64 bad;
 };
 
+/*
+ * The stamp read from each device block at this point: snapshots share
+ * most of their blocks, so each is read once per point.  A stamp names
+ * its virtual block, so the memo holds for any tree that maps it there.
+ */
+static struct {
+	u64 nblocks;
+	u32 epoch;
+	u32 *seen;		/* epoch in which memo[] was filled */
+	u64 *vblock, *seq;
+} memo;
+
+static void memo_reset(u64 device_blocks)
+{
+	if (device_blocks != memo.nblocks) {
+		free(memo.seen);
+		free(memo.vblock);
+		free(memo.seq);
+		memo.nblocks = device_blocks;
+		memo.seen = xmalloc(4 * device_blocks);
+		memo.vblock = xmalloc(8 * device_blocks);
+		memo.seq = xmalloc(8 * device_blocks);
+		memo.epoch = 0;
+	}
+	memo.epoch++;
+}
+
 static int walk_block(void *arg, u64 vblock, u64 pblock)
 {
 	struct walk *w = arg;
@@ -409,9 +443,19 @@ static int walk_block(void *arg, u64 vblock, u64 pblock)
 
 	if (vblock >= R.w.nblocks)
 		return 0;
+	if (pblock < memo.nblocks && memo.seen[pblock] == memo.epoch &&
+	    memo.vblock[pblock] == vblock) {
+		w->seq[vblock] = memo.seq[pblock];
+		return 0;
+	}
 	if (plx_read_block(w->s, pblock, b))
 		return -1;
 	w->seq[vblock] = stamp_seq(b, vblock);
+	if (pblock < memo.nblocks) {
+		memo.seen[pblock] = memo.epoch;
+		memo.vblock[pblock] = vblock;
+		memo.seq[pblock] = w->seq[vblock];
+	}
 	if (w->seq[vblock] == ~0ULL && w->bad++ < 3)
 		violation("block %" PRIu64 " (at %" PRIu64
 			  ") holds neither zeros nor a stamp for it",
@@ -465,6 +509,7 @@ static void check_stamps(struct plx_store *s, u64 gen, bool strict,
 		violation("VDI %" PRIu64 ": %s", R.vdi, plx_errmsg());
 		return;
 	}
+	memo_reset(s->device_blocks);
 	seq = tree_seqs(s, v->root, v->height, "the VDI");
 	if (!seq)
 		return;
