@@ -30,6 +30,23 @@
 #define PLX_OPEN_WRITE FMODE_WRITE
 #endif
 
+/*
+ * dm_read_arg() parses with sscanf("%u"), which wraps: 4294967297 would
+ * read as 1.  Here a number has one spelling: decimal digits, in range.
+ */
+static int plx_read_arg(const struct dm_arg *arg, struct dm_arg_set *as,
+			unsigned int *val, char **error)
+{
+	const char *s = dm_shift_arg(as);
+
+	if (!s || !isdigit(s[0]) || kstrtouint(s, 10, val) ||
+	    *val < arg->min || *val > arg->max) {
+		*error = arg->error;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 			      struct dm_target *ti)
 {
@@ -51,9 +68,13 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 
 	if (!as->argc)
 		return 0;
-	r = dm_read_arg_group(&feature_count, as, &argc, &ti->error);
+	r = plx_read_arg(&feature_count, as, &argc, &ti->error);
 	if (r)
 		return r;
+	if (argc > as->argc) {
+		ti->error = feature_count.error;
+		return -EINVAL;
+	}
 	while (argc) {
 		name = dm_shift_arg(as);
 		argc--;
@@ -79,13 +100,13 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		}
 		argc--;
 		if (!strcasecmp(name, "cache_mb")) {
-			r = dm_read_arg(&cache_mb, as, &val, &ti->error);
+			r = plx_read_arg(&cache_mb, as, &val, &ti->error);
 			t->cache_bytes = (unsigned long)val << 20;
 		} else if (!strcasecmp(name, "host_id")) {
-			r = dm_read_arg(&host_id, as, &val, &ti->error);
+			r = plx_read_arg(&host_id, as, &val, &ti->error);
 			t->host_id = val;
 		} else if (!strcasecmp(name, "no_space_timeout")) {
-			r = dm_read_arg(&timeout, as, &val, &ti->error);
+			r = plx_read_arg(&timeout, as, &val, &ti->error);
 			t->no_space_timeout = val;
 		} else if (!strcasecmp(name, "snapshot_seq")) {
 			if (kstrtoull(dm_shift_arg(as), 10, &t->snap_seq) ||
@@ -364,6 +385,11 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = plx_parse_features(&as, t, ti);
 	if (r)
 		goto bad;
+	if (as.argc) {
+		ti->error = "More arguments than the optional argument count says";
+		r = -EINVAL;
+		goto bad;
+	}
 
 	r = plx_store_open(ti, &t->store, dev_path, t->cache_bytes);
 	if (r)
