@@ -54,10 +54,14 @@ static int plx_walk_for_write(struct plx_target *t, u64 vblock,
 		w->node[l] = node;
 		if (p && p->commit && !w->commit)
 			w->commit = p->commit;
-		if (!ptr || plx_ptr_is_ro(ptr)) {
+		if (!ptr) {
 			w->alloc_level = l;
 			return 0;
 		}
+		/*
+		 * A read-only link is checked too: the block it names is read
+		 * to be copied, as a node or as the old data of a partial write.
+		 */
 		err = plx_check_addr(&t->store.geo, plx_ptr_addr(ptr),
 				     l ? PLX_EXT_METADATA : PLX_EXT_DATA);
 		if (err) {
@@ -65,6 +69,10 @@ static int plx_walk_for_write(struct plx_target *t, u64 vblock,
 				    t->vdi_id, blk, ptr, plx_strerror(err));
 			plx_fail(t, "corrupt_radix_node");
 			return -EIO;
+		}
+		if (plx_ptr_is_ro(ptr)) {
+			w->alloc_level = l;
+			return 0;
 		}
 		if (!l) {
 			w->data = ptr;

@@ -132,12 +132,17 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 
 /*
  * The root of snapshot @t->snap_seq, from the VDI's snapshot log: blocks
- * newest first, each holding consecutive sequence numbers.
+ * newest first, each holding consecutive sequence numbers and ending
+ * just before the first of the block walked before it.  Checking that
+ * is what ends the walk of a damaged chain: the sequence numbers it
+ * expects only go down, so a chain that links back to a block already
+ * walked (a cycle) fails the check there.
  */
 static int plx_find_snapshot(struct plx_target *t, struct dm_target *ti,
 			     u64 *root)
 {
 	u64 blocknr = le64_to_cpu(t->vdi.snaplog_head);
+	u64 want_last = le64_to_cpu(t->vdi.snap_seq);
 	u64 hops, seq = t->snap_seq;
 
 	if (seq > le64_to_cpu(t->vdi.snap_seq)) {
@@ -169,7 +174,15 @@ static int plx_find_snapshot(struct plx_target *t, struct dm_target *ti,
 		}
 		count = le32_to_cpu(l->count);
 		first = le64_to_cpu(l->rec[0].seq);
+		if (le64_to_cpu(l->rec[count - 1].seq) != want_last) {
+			dm_bufio_release(b);
+			DMERR("VDI %llu: snapshot log block %llu does not end at seq %llu",
+			      t->vdi_id, blocknr, want_last);
+			ti->error = "Corrupt snapshot log";
+			return -EUCLEAN;
+		}
 		if (seq < first) {
+			want_last = first - 1;
 			blocknr = le64_to_cpu(l->prev);
 			dm_bufio_release(b);
 			continue;
@@ -663,7 +676,13 @@ static int plx_iterate_devices(struct dm_target *ti,
 {
 	struct plx_target *t = ti->private;
 
-	return fn(ti, t->store.dev, 0, ti->len, data);
+	/*
+	 * The VDI is thin: it may be larger than the blockstore, so the
+	 * area used on the device is the store, not the table's length.
+	 */
+	return fn(ti, t->store.dev, 0,
+		  t->store.geo.nr_blocks << (PLX_BLOCK_SHIFT - SECTOR_SHIFT),
+		  data);
 }
 
 static void plx_io_hints(struct dm_target *ti, struct queue_limits *limits)
