@@ -66,6 +66,11 @@ wd() {
 	end=$((${EPOCHREALTIME/./} + secs * 1000000))
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ "${EPOCHREALTIME/./}" -gt "$end" ]; then
+			# Where it is stuck, for the report.
+			{
+				echo "# stuck: $*"
+				grep -h '' /proc/"$pid"/task/*/stack /proc/"$pid"/task/*/children 2>/dev/null
+			} | sed 's/^/# /' >"$T/stuck.out"
 			kill -9 "$pid" 2>/dev/null
 			HUNG=1
 			HUNG_CMD="$*"
@@ -93,14 +98,14 @@ said() { kmsg; grep -Eq 'device-mapper: (parallax|table)' "$T/k.out"; }
 # rd DEV: read its first 16 MiB (an attached VDI may be GiBs of holes);
 # a failed block does not stop the read.
 rd() {
-	wd 30 dd if="$1" of=/dev/null bs=4M count=4 iflag=direct conv=noerror status=none
+	wd 120 dd if="$1" of=/dev/null bs=4M count=4 iflag=direct conv=noerror status=none
 	[ "$HUNG" = 0 ] || return
 	[ ! -s "$T/w.out" ] || IOERR="$IOERR read"
 }
 
 # wr DEV BLOCK: write a 4 KiB block.
 wr() {
-	wd 20 dd if="$T/pat" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none ||
+	wd 60 dd if="$T/pat" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none ||
 		IOERR="$IOERR write$2"
 }
 
@@ -113,10 +118,10 @@ io() {
 			wr "$dev" $b
 			[ "$HUNG" = 0 ] || return
 		done
-		wd 20 dd if="$T/pat" of="$dev" bs=512 seek=$((20 * 8 + 3)) count=1 oflag=direct conv=notrunc \
+		wd 60 dd if="$T/pat" of="$dev" bs=512 seek=$((20 * 8 + 3)) count=1 oflag=direct conv=notrunc \
 			status=none || IOERR="$IOERR write512"
 		[ "$HUNG" = 0 ] || return
-		if wd 20 dmsetup message "$1" 0 snapshot; then
+		if wd 60 dmsetup message "$1" 0 snapshot; then
 			NOTE="$NOTE snapshot $(<"$T/w.out")"
 		else
 			[ "$HUNG" = 0 ] || return
@@ -149,7 +154,7 @@ after_io() {
 # table NAME TABLE WHAT: load a table; refused needs a kernel message.
 table() {
 	kmsg
-	if wd 20 dmsetup --noudevsync create "$1" --table "$2"; then
+	if wd 60 dmsetup --noudevsync create "$1" --table "$2"; then
 		dmsetup mknodes "$1"
 		return 0
 	fi
@@ -165,7 +170,7 @@ table() {
 }
 
 remove() {
-	wd 30 dmsetup --noudevsync remove "$1" || BAD="$BAD; removing $1 failed: $(tail -1 "$T/w.out")"
+	wd 120 dmsetup --noudevsync remove "$1" || BAD="$BAD; removing $1 failed: $(tail -1 "$T/w.out")"
 }
 
 head -c 4096 /dev/urandom >"$T/pat"
@@ -203,14 +208,14 @@ while IFS=$'\t' read -r -u 3 i vdi snap _ name must_fail; do
 	if [ "$HUNG" = 0 ]; then
 		IOERR=
 		kmsg
-		if wd 30 "$P" attach "$st" "$vdi" --name "w$i"; then
+		if wd 120 "$P" attach "$st" "$vdi" --name "w$i"; then
 			dmsetup message "w$i" 0 extents >"$T/ext$i" 2>&1
 			io "w$i" rw
 			if [ "$HUNG" = 0 ]; then
 				after_io "w$i" "attach"
 				[ "$must_fail" = 0 ] || [ "$MODE" = failed ] ||
 					BAD="$BAD; a bad link on the path of the I/O, but the device did not fail: mode $MODE"
-				wd 30 "$P" detach "w$i" ||
+				wd 120 "$P" detach "w$i" ||
 					BAD="$BAD; detach failed: $(tail -1 "$T/w.out")"
 			fi
 		elif [ "$HUNG" = 0 ]; then
@@ -229,6 +234,7 @@ while IFS=$'\t' read -r -u 3 i vdi snap _ name must_fail; do
 		BAD="$BAD; kernel splat: $(grep -E -m1 "$SPLAT" "$T/k.case")"
 	fi
 	[ "$HUNG" = 0 ] || BAD="$BAD; hang: '$HUNG_CMD' still running after its timeout"
+	[ "$HUNG" = 0 ] || cat "$T/stuck.out" >>"$T/results"
 	if [ -z "$BAD" ]; then
 		g_ok "case $i: $name:$NOTE"
 	else
@@ -265,8 +271,8 @@ boot_batch() {
 			[ "$rc" -le 1 ] && ok "check of case $i ($name) ran: $(tail -1 "$T/check.out")" ||
 				not_ok "check of case $i ($name): status $rc"
 		elif [ "$re" = RANDOM ]; then
-			if [ "$rc" = 0 ] || { [ "$rc" = 1 ] && grep -Eq '(^|: )block [0-9]+: ' "$T/check.out"; }; then
-				ok "check of case $i ($name): $(grep -E -m1 '(^|: )block [0-9]+: ' "$T/check.out" || tail -1 "$T/check.out")"
+			if [ "$rc" = 0 ] || { [ "$rc" = 1 ] && grep -Eq '(^|: )block [0-9]+: |in block [0-9]+\)' "$T/check.out"; }; then
+				ok "check of case $i ($name): $(grep -E -m1 '(^|: )block [0-9]+: |in block [0-9]+\)' "$T/check.out" || tail -1 "$T/check.out")"
 			else
 				not_ok "check of case $i ($name): status $rc, names no block"
 				sed 's/^/# /' "$T/check.out" | head -5
