@@ -67,10 +67,20 @@ wd() {
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ "${EPOCHREALTIME/./}" -gt "$end" ]; then
 			# Where it is stuck, for the report.
+			# (/proc/PID/stack is empty in UML and reading wchan
+			# splats; the state, the I/O so far and sysrq-w's
+			# blocked tasks say where it is.)
 			{
-				echo "# stuck: $*"
-				grep -h '' /proc/"$pid"/task/*/stack /proc/"$pid"/task/*/children 2>/dev/null
-			} | sed 's/^/# /' >"$T/stuck.out"
+				echo "stuck: $*"
+				for c in $pid $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+					grep -h '^State' /proc/"$c"/status 2>/dev/null | sed "s/^/pid $c /"
+					grep -h 'rchar\|wchar\|syscr' /proc/"$c"/io 2>/dev/null | tr '\n' ' '
+					echo
+				done
+				echo w >/proc/sysrq-trigger
+				sleep 1
+				dmesg | grep -v 'corrupt.sh: case' | tail -40
+			} 2>&1 | sed 's/^/# /' >"$T/stuck.out"
 			kill -9 "$pid" 2>/dev/null
 			HUNG=1
 			HUNG_CMD="$*"
@@ -78,6 +88,9 @@ wd() {
 		fi
 		read -r -t 0.02 -u 9 _
 	done
+	# A command this slow is worth knowing about even when it ends.
+	[ $((${EPOCHREALTIME/./} - end + secs * 1000000)) -lt 30000000 ] ||
+		g_note "slow: $* took $(((${EPOCHREALTIME/./} - end) / 1000000 + secs)) s"
 	wait "$pid"
 }
 # status NAME: MODE and REASON from the device's status line.
@@ -98,14 +111,14 @@ said() { kmsg; grep -Eq 'device-mapper: (parallax|table)' "$T/k.out"; }
 # rd DEV: read its first 16 MiB (an attached VDI may be GiBs of holes);
 # a failed block does not stop the read.
 rd() {
-	wd 120 dd if="$1" of=/dev/null bs=4M count=4 iflag=direct conv=noerror status=none
+	wd 300 dd if="$1" of=/dev/null bs=4M count=4 iflag=direct conv=noerror status=none
 	[ "$HUNG" = 0 ] || return
 	[ ! -s "$T/w.out" ] || IOERR="$IOERR read"
 }
 
 # wr DEV BLOCK: write a 4 KiB block.
 wr() {
-	wd 60 dd if="$T/pat" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none ||
+	wd 120 dd if="$T/pat" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none ||
 		IOERR="$IOERR write$2"
 }
 
@@ -118,10 +131,10 @@ io() {
 			wr "$dev" $b
 			[ "$HUNG" = 0 ] || return
 		done
-		wd 60 dd if="$T/pat" of="$dev" bs=512 seek=$((20 * 8 + 3)) count=1 oflag=direct conv=notrunc \
+		wd 120 dd if="$T/pat" of="$dev" bs=512 seek=$((20 * 8 + 3)) count=1 oflag=direct conv=notrunc \
 			status=none || IOERR="$IOERR write512"
 		[ "$HUNG" = 0 ] || return
-		if wd 60 dmsetup message "$1" 0 snapshot; then
+		if wd 120 dmsetup message "$1" 0 snapshot; then
 			NOTE="$NOTE snapshot $(<"$T/w.out")"
 		else
 			[ "$HUNG" = 0 ] || return
@@ -154,7 +167,7 @@ after_io() {
 # table NAME TABLE WHAT: load a table; refused needs a kernel message.
 table() {
 	kmsg
-	if wd 60 dmsetup --noudevsync create "$1" --table "$2"; then
+	if wd 120 dmsetup --noudevsync create "$1" --table "$2"; then
 		dmsetup mknodes "$1"
 		return 0
 	fi
@@ -170,7 +183,7 @@ table() {
 }
 
 remove() {
-	wd 120 dmsetup --noudevsync remove "$1" || BAD="$BAD; removing $1 failed: $(tail -1 "$T/w.out")"
+	wd 300 dmsetup --noudevsync remove "$1" || BAD="$BAD; removing $1 failed: $(tail -1 "$T/w.out")"
 }
 
 head -c 4096 /dev/urandom >"$T/pat"
@@ -208,14 +221,14 @@ while IFS=$'\t' read -r -u 3 i vdi snap _ name must_fail; do
 	if [ "$HUNG" = 0 ]; then
 		IOERR=
 		kmsg
-		if wd 120 "$P" attach "$st" "$vdi" --name "w$i"; then
+		if wd 300 "$P" attach "$st" "$vdi" --name "w$i"; then
 			dmsetup message "w$i" 0 extents >"$T/ext$i" 2>&1
 			io "w$i" rw
 			if [ "$HUNG" = 0 ]; then
 				after_io "w$i" "attach"
 				[ "$must_fail" = 0 ] || [ "$MODE" = failed ] ||
 					BAD="$BAD; a bad link on the path of the I/O, but the device did not fail: mode $MODE"
-				wd 120 "$P" detach "w$i" ||
+				wd 300 "$P" detach "w$i" ||
 					BAD="$BAD; detach failed: $(tail -1 "$T/w.out")"
 			fi
 		elif [ "$HUNG" = 0 ]; then
@@ -286,7 +299,7 @@ boot_batch() {
 		fi
 	done <"$T/manifest.boot"
 	export FIRST
-	kt_boot "corrupt: cases $FIRST..$last" --timeout 600 --disk "$disk" -- bash "$T/guest.sh"
+	kt_boot "corrupt: cases $FIRST..$last" --timeout 1200 --disk "$disk" -- bash "$T/guest.sh"
 	rc=$?
 	[ "$rc" = 0 ] || echo "# reproduce: FUZZ_SEED=$SEED tests/kernel/corrupt.sh (cases $FIRST..$last)"
 	# Host: nothing written outside what each device may write.
