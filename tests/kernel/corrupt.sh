@@ -57,14 +57,19 @@ exec 9<>/run/corrupt-tick
 # wd SECS CMD...: run CMD with output in $T/w.out; 124 if it is still
 # running after SECS (a task stuck in D state cannot be killed, so
 # timeout(1) alone could hang too).  The deadline is on the clock, not a
-# count of polls.
+# count of polls.  Whether CMD still runs is read from /proc/PID/stat:
+# bash may leave an exited child a zombie while only builtins run, and
+# "kill -0" succeeds on a zombie.
 wd() {
-	local secs=$1 pid end
+	local secs=$1 pid end st
 	shift
 	"$@" >"$T/w.out" 2>&1 </dev/null &
 	pid=$!
 	end=$((${EPOCHREALTIME/./} + secs * 1000000))
-	while kill -0 "$pid" 2>/dev/null; do
+	while :; do
+		st=
+		{ read -r _ _ st _ <"/proc/$pid/stat"; } 2>/dev/null
+		[ -n "$st" ] && [ "$st" != Z ] || break
 		if [ "${EPOCHREALTIME/./}" -gt "$end" ]; then
 			# Where it is stuck, for the report.
 			# (/proc/PID/stack is empty in UML and reading wchan
