@@ -60,34 +60,12 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 
-BS = 4096
+sys.dont_write_bytecode = True
+from kt import BS, parse, stamp  # noqa: E402  the stamp format
+
 SLOT = 512
-MAGIC = b"PLXSTAMP"
 ZERO = bytes(BS)
-
-
-def stamp(blk, seq):
-    head = MAGIC + struct.pack("<QQ", blk, seq)
-    body = head + (struct.pack("<QQ", seq * 2654435761 % (1 << 64), blk) * 255)[: BS - 4 - len(head)]
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def parse(buf, blk):
-    """0 for a zero block, the sequence number for a good stamp, or a string."""
-    if buf == ZERO:
-        return 0
-    if buf[:8] != MAGIC:
-        return "no stamp magic"
-    b, seq = struct.unpack_from("<QQ", buf, 8)
-    if zlib.crc32(buf[: BS - 4]) != struct.unpack_from("<I", buf, BS - 4)[0]:
-        return "bad checksum"
-    if b != blk:
-        return "stamp for block %d" % b
-    if seq < 1:
-        return "sequence 0"
-    return seq
 
 
 class Orders:
