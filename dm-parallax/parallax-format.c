@@ -36,6 +36,7 @@ static const char * const plx_err_text[PLX_E_MAX] = {
 	[PLX_E_NAME] = "name is empty, too long or has forbidden characters",
 	[PLX_E_SNAPLOG_FIELD] = "snapshot log block has an invalid field",
 	[PLX_E_CATALOGUE_FIELD] = "extent catalogue entry has an invalid field",
+	[PLX_E_LOG_FIELD] = "local cache log block has an invalid field",
 };
 
 const char *plx_strerror(enum plx_err err)
@@ -434,3 +435,76 @@ enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 	return PLX_OK;
 }
 EXPORT_SYMBOL_IF_KUNIT(plx_snaplog_check);
+
+enum plx_err plx_log_super_check(const struct plx_log_super *s,
+				 u64 device_blocks)
+{
+	u64 nr = le64_to_cpu(s->nr_blocks);
+	u64 head = le64_to_cpu(s->head_block);
+	enum plx_err err;
+
+	err = plx_block_verify(s, PLX_MAGIC_LOG_SUPER, 0, NULL);
+	if (err)
+		return err;
+	if (le32_to_cpu(s->version) != PLX_LOG_VERSION)
+		return PLX_E_VERSION;
+	if (s->flags)
+		return PLX_E_FEATURES;
+	if (nr < PLX_LOG_MIN_BLOCKS)
+		return PLX_E_GEOMETRY;
+	if (nr > device_blocks)
+		return PLX_E_DEVICE_SMALL;
+	if (head < PLX_LOG_FIRST_BLOCK || head >= nr || !s->head_seq)
+		return PLX_E_LOG_FIELD;
+	return PLX_OK;
+}
+EXPORT_SYMBOL_IF_KUNIT(plx_log_super_check);
+
+/* Blocks a record takes: its header and its data. */
+u64 plx_log_record_blocks(const struct plx_log_record *r)
+{
+	return 1 + le32_to_cpu(r->data_blocks);
+}
+EXPORT_SYMBOL_IF_KUNIT(plx_log_record_blocks);
+
+enum plx_err plx_log_record_check(const struct plx_log_record *r, u64 blocknr,
+				  const u8 *log_uuid, u64 nr_blocks)
+{
+	u32 entries = le32_to_cpu(r->nr_entries);
+	u32 data = le32_to_cpu(r->data_blocks);
+	u64 next = le64_to_cpu(r->next_block);
+	enum plx_err err;
+	u32 i, with_data = 0;
+
+	err = plx_block_verify(r, PLX_MAGIC_LOG_RECORD, blocknr, log_uuid);
+	if (err)
+		return err;
+	if (!r->seq || entries > PLX_LOG_MAX_ENTRIES || data > PLX_LOG_MAX_DATA)
+		return PLX_E_LOG_FIELD;
+	if (blocknr + 1 + data > nr_blocks)
+		return PLX_E_LOG_FIELD;
+	if (next < PLX_LOG_FIRST_BLOCK || next >= nr_blocks ||
+	    (next > blocknr && next < blocknr + 1 + data))
+		return PLX_E_LOG_FIELD;
+	switch (le32_to_cpu(r->type)) {
+	case PLX_LOG_WRITE:
+		if (!entries)
+			return PLX_E_LOG_FIELD;
+		for (i = 0; i < entries; i++)
+			if (!(le64_to_cpu(r->entries[i]) & PLX_LOG_DISCARD))
+				with_data++;
+		if (with_data != data)
+			return PLX_E_LOG_FIELD;
+		break;
+	case PLX_LOG_SNAPSHOT:
+		if (entries || data || !r->snap_seq)
+			return PLX_E_LOG_FIELD;
+		if (r->label[0] && plx_name_check(r->label, sizeof(r->label)))
+			return PLX_E_NAME;
+		break;
+	default:
+		return PLX_E_LOG_FIELD;
+	}
+	return PLX_OK;
+}
+EXPORT_SYMBOL_IF_KUNIT(plx_log_record_check);

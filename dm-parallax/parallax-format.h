@@ -225,6 +225,67 @@ struct plx_radix_node {
 	__le64 ptr[PLX_PTRS_PER_NODE];
 };
 
+/*
+ * Local write cache (Documentation/local-cache.rst): a ring of write
+ * records on a host's own disk, drained to the store in order.  It is a
+ * separate device with its own UUID; every block carries the standard
+ * header, with that UUID and its address within the log device.
+ *
+ * Block 0 is the log superblock, rewritten in place (under 512 bytes so
+ * the rewrite is atomic) only to move the drained point forward.  Blocks
+ * 1..nr_blocks-1 are the ring.  A record is a header block followed by
+ * its data blocks.  Replay starts at head_block expecting head_seq and
+ * follows next_block while each header is valid, carries the next
+ * sequence number, has an open generation no older than the record before
+ * it, and its data matches data_crc.  The generation is bumped whenever
+ * the log is opened, so a record left from before a crash beyond the
+ * replayed tail can never be taken for a new one.
+ */
+#define PLX_MAGIC_LOG_SUPER	0x4a584c50U	/* "PLXJ" */
+#define PLX_MAGIC_LOG_RECORD	0x52584c50U	/* "PLXR" */
+#define PLX_LOG_VERSION		1
+#define PLX_LOG_MIN_BLOCKS	64
+#define PLX_LOG_FIRST_BLOCK	1
+
+struct plx_log_super {
+	struct plx_block_header hdr;	/* uuid: the log's own */
+	__le32 version;
+	__le32 flags;			/* none defined; must be zero */
+	__le64 nr_blocks;		/* log size, this block included */
+	__u8 store_uuid[16];		/* store of the VDI it serves; 0 = none */
+	__le64 vdi;			/* VDI whose records it may hold; 0 = none */
+	__le64 head_seq;		/* first record that may not be drained */
+	__le64 head_block;		/* where that record starts */
+	__le64 open_gen;		/* bumped each time the log is opened */
+	__le64 ctime_ns;
+} __packed;
+
+enum plx_log_type {
+	PLX_LOG_WRITE = 1,		/* entries, then their data blocks */
+	PLX_LOG_SNAPSHOT = 2,		/* a snapshot taken at this point */
+};
+
+/* An entry is a virtual block; a discarded one has no data block. */
+#define PLX_LOG_DISCARD		BIT_ULL(63)
+#define PLX_LOG_FIXED		128
+#define PLX_LOG_MAX_ENTRIES	((PLX_BLOCK_SIZE - PLX_LOG_FIXED) / sizeof(__le64))
+#define PLX_LOG_MAX_DATA	256	/* data blocks in one record */
+
+struct plx_log_record {
+	struct plx_block_header hdr;	/* blocknr: the header's own address */
+	__le64 seq;			/* one more than the record before */
+	__le64 open_gen;		/* the log's open_gen when written */
+	__le32 type;			/* enum plx_log_type */
+	__le32 nr_entries;
+	__le32 data_blocks;		/* data blocks after this header */
+	__le32 data_crc;		/* crc32c of those blocks */
+	__le64 next_block;		/* where the next record starts */
+	__le64 snap_seq;		/* SNAPSHOT: the sequence it will take */
+	char label[PLX_LABEL_LEN];	/* SNAPSHOT: its label, NUL padded */
+	__u8 reserved[PLX_LOG_FIXED - 112];
+	__le64 entries[PLX_LOG_MAX_ENTRIES];
+} __packed;
+
 static_assert(sizeof(struct plx_block_header) == PLX_HEADER_SIZE);
 static_assert(sizeof(struct plx_superblock) <= 512);
 static_assert(sizeof(struct plx_extent_entry) == 32);
@@ -233,6 +294,8 @@ static_assert(sizeof(struct plx_bitmap_block) == PLX_BLOCK_SIZE);
 static_assert(sizeof(struct plx_vdi_record) <= 512);
 static_assert(sizeof(struct plx_snap_record) == 64);
 static_assert(sizeof(struct plx_snaplog_block) == PLX_BLOCK_SIZE);
+static_assert(sizeof(struct plx_log_super) <= 512);
+static_assert(sizeof(struct plx_log_record) == PLX_BLOCK_SIZE);
 static_assert(sizeof(struct plx_radix_node) == PLX_BLOCK_SIZE);
 
 /* ---- Shared code (parallax-format.c) ---------------------------------- */
@@ -259,6 +322,7 @@ enum plx_err {
 	PLX_E_NAME,
 	PLX_E_SNAPLOG_FIELD,
 	PLX_E_CATALOGUE_FIELD,
+	PLX_E_LOG_FIELD,
 	PLX_E_MAX
 };
 
@@ -315,6 +379,11 @@ enum plx_err plx_snaplog_check(const struct plx_geometry *g,
 			       const struct plx_snaplog_block *l,
 			       u64 blocknr, u64 vdi_id);
 enum plx_err plx_name_check(const char *name, size_t len);
+enum plx_err plx_log_super_check(const struct plx_log_super *s,
+				 u64 device_blocks);
+enum plx_err plx_log_record_check(const struct plx_log_record *r, u64 blocknr,
+				  const u8 *log_uuid, u64 nr_blocks);
+u64 plx_log_record_blocks(const struct plx_log_record *r);
 
 void plx_node_copy_ro(struct plx_radix_node *dst,
 		      const struct plx_radix_node *src);
