@@ -10,9 +10,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "libparallax.h"
+#include "internal.h"
 
-static int plx_random(void *buf, size_t len)
+int plx_random(void *buf, size_t len)
 {
 	u8 *p = buf;
 

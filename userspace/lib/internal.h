@@ -12,4 +12,7 @@ void plx_vdi_init(struct plx_vdi_record *v, u64 id, const char *name,
 /* Live VDI not held by any host: the offline tool may modify it. */
 struct plx_vdi_record *plx_vdi_get_modifiable(struct plx_store *s, u64 id);
 
+/* Fill @buf with random bytes (format.c). */
+int plx_random(void *buf, size_t len);
+
 #endif

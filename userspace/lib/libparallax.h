@@ -460,6 +460,77 @@ int plx_gc_reclaim_msg(char *buf, size_t len, u64 epoch, u64 extent,
 int plx_gc(struct plx_store *s, const struct plx_gc_ops *ops, void *arg,
 	   struct plx_gc_stats *st);
 
+/* ---- Local write cache log (cachelog.c) -------------------------------- */
+
+/*
+ * Write a fresh log superblock to @path (a block device, opened O_EXCL,
+ * or a file) and zero block 1: a new random UUID, nothing bound, head_seq
+ * 1 at PLX_LOG_FIRST_BLOCK, open_gen 1; then fsync.  Refused on a device
+ * of fewer than PLX_LOG_MIN_BLOCKS blocks, and without @force on one
+ * holding a blockstore or a log with undrained records.  *@out (may be
+ * NULL) gets the superblock written.
+ */
+int plx_cachelog_init(const char *path, bool force, struct plx_log_super *out);
+
+/* A log opened read-only by plx_cachelog_open(). */
+struct plx_cachelog {
+	int fd;
+	const char *path;
+	u64 device_blocks;
+	struct plx_log_super super;	/* passed plx_log_super_check() */
+};
+
+/*
+ * Open @path read-only and validate its log superblock.  Reads bypass
+ * the page cache, as the kernel target's writes do, so a log in use can
+ * be looked at.
+ */
+int plx_cachelog_open(const char *path, struct plx_cachelog *log);
+void plx_cachelog_close(struct plx_cachelog *log);
+
+/* Why a scan of the records stopped. */
+enum plx_cachelog_stop {
+	PLX_CACHELOG_INVALID,		/* no valid record header there */
+	PLX_CACHELOG_SEQ,		/* a record with another seq */
+	PLX_CACHELOG_GEN,		/* open_gen older than the one before */
+	PLX_CACHELOG_DATA,		/* data do not match data_crc: torn */
+	PLX_CACHELOG_OVERRUN,		/* more blocks than the ring holds */
+};
+
+struct plx_cachelog_scan {
+	u64 records;			/* snapshot markers included */
+	u64 snapshots;
+	u64 blocks;			/* headers and data */
+	u64 first_seq;			/* the super's head_seq */
+	u64 end_seq;			/* seq the next record would carry */
+	u64 end_block;			/* where the scan stopped */
+	enum plx_cachelog_stop stop;
+	enum plx_err err;		/* INVALID: why the header failed */
+	char why[160];			/* "block 133: seq 41 expected 42" */
+};
+
+/*
+ * Called for each record found, in order; a non-zero return ends the
+ * scan, which returns it.  @r is the record's header block.
+ */
+typedef int (*plx_cachelog_fn)(void *arg, u64 blocknr,
+			       const struct plx_log_record *r);
+
+/*
+ * Walk the undrained records as the kernel's replay does: from head_block
+ * expecting head_seq, following next_block while the header passes
+ * plx_log_record_check(), carries the expected seq, has an open_gen no
+ * older than the record before it, and the crc32c of its data blocks
+ * (read as one buffer) equals data_crc.  Returns 0 with @st saying where
+ * and why it stopped, -1 on a read error or out of memory, or what @fn
+ * returned.  @fn may be NULL.
+ */
+int plx_cachelog_scan(struct plx_cachelog *log, plx_cachelog_fn fn, void *arg,
+		      struct plx_cachelog_scan *st);
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into @buf (37 bytes at least). */
+char *plx_uuid_str(const u8 *uuid, char *buf, size_t len);
+
 /* ---- JSON output (json.c) ---------------------------------------------- */
 
 void plx_json_str(FILE *f, const char *s);
