@@ -157,6 +157,8 @@ int cmd_detach(int argc, char **argv);
 int cmd_locks(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_df(int argc, char **argv);
+int cmd_cache_init(int argc, char **argv);
+int cmd_cache_show(int argc, char **argv);
 
 extern const struct cli_cmd cli_cmds[];
 

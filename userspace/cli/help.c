@@ -469,6 +469,99 @@ static const char help_unlock[] =
 "    parallax unlock /dev/sdb --vdi web --force\n"
 "    parallax unlock store.img --host 3 --offline\n";
 
+static const char help_cache_init[] =
+"NAME\n"
+"    parallax cache-init - prepare a device as a local write cache log\n\n"
+"SYNOPSIS\n"
+"    parallax cache-init LOGDEV [--force]\n\n"
+"DESCRIPTION\n"
+"    Writes an empty log superblock to LOGDEV, a device of this host's\n"
+"    own (partition, logical volume, loop device, or a dm-raid1 or md\n"
+"    RAID1 mirror), so that a parallax table can use it as its local\n"
+"    write cache ('local_cache LOGDEV' in the table line, see\n"
+"    dm-parallax(4)).  The log takes the whole device, in 4 KiB blocks:\n"
+"    block 0 is the log superblock, the rest a ring of write records.\n"
+"    The superblock gets a new random UUID, is bound to no store and no\n"
+"    VDI (the kernel target binds it when a table first uses it), and\n"
+"    starts at sequence number 1 in block 1, which is zeroed.  Both are\n"
+"    synced to the device before the command returns.\n\n"
+"    The device must hold at least 64 blocks (256 KiB); it should hold\n"
+"    the largest write burst to absorb.  A block device is opened\n"
+"    exclusively, so one in use by a table is refused.\n\n"
+"    Without --force, a device holding a Parallax blockstore, or a log\n"
+"    whose undrained records are still there (a record at the\n"
+"    superblock's head_block carrying its head_seq, even one whose data\n"
+"    are torn), is refused: those records are writes already\n"
+"    acknowledged to a VDI's user and not yet on the shared store.  Drain\n"
+"    them first by loading a table that uses the log and removing it\n"
+"    (suspend drains the log), or look at them with 'parallax\n"
+"    cache-show'.\n\n"
+"    Losing the log device loses the writes it holds; use a mirror\n"
+"    underneath if that matters.\n\n"
+"OPTIONS\n"
+"    --force             overwrite whatever LOGDEV holds, undrained\n"
+"                        records and blockstores included\n\n"
+"EXIT STATUS\n"
+"    0  the log was written\n"
+"    1  refused (too small, undrained records, a blockstore) or an I/O\n"
+"       error; nothing was written unless the message says otherwise\n"
+"    2  bad command line\n\n"
+"EXAMPLES\n"
+"    parallax cache-init /dev/vg0/plx-cache\n"
+"    parallax cache-init /dev/md0 --force\n";
+
+static const char help_cache_show[] =
+"NAME\n"
+"    parallax cache-show - show a local write cache log and its records\n\n"
+"SYNOPSIS\n"
+"    parallax cache-show LOGDEV\n\n"
+"DESCRIPTION\n"
+"    Prints the log superblock of LOGDEV, then walks the undrained\n"
+"    records exactly as the kernel target replays them when a table\n"
+"    using the log is loaded: from head_block expecting head_seq, it\n"
+"    follows each record's next_block while the record header is valid\n"
+"    (magic, checksum, its own block address, the log's UUID, fields in\n"
+"    range), carries the next sequence number, has an open generation\n"
+"    no older than the record before it (an older one is a stale record\n"
+"    left by an earlier crash), and the crc32c of its data blocks\n"
+"    matches the header (a mismatch is a torn write).  The first record\n"
+"    that fails ends the walk; the records before it are what a replay\n"
+"    would apply to the store, in that order.\n\n"
+"    Nothing is written.  Reads bypass the page cache, so a log in use\n"
+"    can be shown, as a snapshot of a moving target.\n\n"
+"OUTPUT\n"
+"    One \"KEY: VALUE\" line each for the superblock:\n"
+"        uuid: UUID              the log's own\n"
+"        nr_blocks: N            log size in 4 KiB blocks, block 0 included\n"
+"        store_uuid: UUID | -    store of the VDI it serves (- = unbound)\n"
+"        vdi: ID                 that VDI (0 = unbound)\n"
+"        head_seq: SEQ           first record not yet drained\n"
+"        head_block: BLOCK       where it starts\n"
+"        open_gen: GEN           bumped each time a table opens the log\n"
+"        ctime: TIME             when cache-init wrote it (UTC)\n"
+"    then one line per record found, in log order, every field always\n"
+"    present (\"-\" when it does not apply):\n"
+"        record: seq SEQ block BLOCK type write|snapshot entries N\n"
+"        data_blocks N next BLOCK open_gen GEN snap_seq SEQ|- label LABEL|-\n"
+"    (one line on output; for a snapshot marker snap_seq is the\n"
+"    sequence number the snapshot will take when the log drains), then\n"
+"    why the walk stopped and the totals:\n"
+"        end: block BLOCK: REASON\n"
+"        records: N, blocks: M\n"
+"    where M counts record headers and data blocks.  REASON is one of\n"
+"    \"no record (bad magic number)\" (the normal end of the log),\n"
+"    \"seq S expected E\", \"seq S open_gen G older than P (stale\n"
+"    record)\", \"seq S data checksum mismatch (torn record)\", \"seq S\n"
+"    overruns the ring ...\", or another header check failure.\n\n"
+"EXIT STATUS\n"
+"    0  the log superblock is valid (whatever the records are)\n"
+"    1  LOGDEV is not a cache log, its superblock is damaged, or a\n"
+"       read failed\n"
+"    2  bad command line\n\n"
+"EXAMPLES\n"
+"    parallax cache-show /dev/vg0/plx-cache\n"
+"    parallax cache-show /dev/md0 | awk '$1 == \"record:\" { print $3 }'\n";
+
 const struct cli_cmd cli_cmds[] = {
 	{ "parallax", NULL, NULL, help_main },
 	{ "format", cmd_format, "create an empty blockstore", help_format },
@@ -491,5 +584,9 @@ const struct cli_cmd cli_cmds[] = {
 	{ "detach", cmd_detach, "remove a device made by attach", help_detach },
 	{ "locks", cmd_locks, "show the lock manager's locks", help_locks },
 	{ "unlock", cmd_unlock, "fence a host or break a lock", help_unlock },
+	{ "cache-init", cmd_cache_init, "prepare a local write cache log",
+	  help_cache_init },
+	{ "cache-show", cmd_cache_show, "show a cache log's undrained records",
+	  help_cache_show },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -154,7 +154,7 @@ static void usage(FILE *f)
 	fprintf(f, "%s", cli_cmds[0].help);
 	fprintf(f, "COMMANDS\n");
 	for (c = &cli_cmds[1]; c->name; c++)
-		fprintf(f, "    %-9s %s\n", c->name, c->summary);
+		fprintf(f, "    %-10s %s\n", c->name, c->summary);
 	fprintf(f, "\nRun 'parallax COMMAND --help' for a command's manual.\n");
 }
 
