@@ -119,7 +119,7 @@ void plx_node_endio(struct bio *bio)
 
 void plx_data_endio(struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(struct plx_bio));
+	struct plx_bio *pb = plx_pb(bio);
 	struct plx_target *t = pb->t;
 	unsigned long flags;
 
@@ -355,7 +355,7 @@ void plx_node_done(struct plx_target *t, struct plx_pnode *p,
  */
 void plx_data_done(struct plx_target *t, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	struct plx_pnode *c = pb->commit;
 
 	if (bio->bi_status && !c->error)

@@ -27,6 +27,7 @@
 #define PARALLAX_COMMIT_H
 
 #include <linux/bio.h>
+#include <linux/device-mapper.h>
 #include <linux/list.h>
 
 struct dm_buffer;
@@ -71,7 +72,10 @@ struct plx_pnode {
 	struct list_head batch;		/* on t->batch until submitted */
 };
 
-/* Per-bio state, in dm's per-bio data. */
+/*
+ * Per-bio state: in dm's per-bio data, or in front of the bios the target
+ * makes itself (the local cache's drain), which travel the same path.
+ */
 struct plx_bio {
 	struct plx_target *t;
 	struct plx_pnode *commit;	/* the commit node this write waits on */
@@ -82,7 +86,33 @@ struct plx_bio {
 	bool busy;
 	u8 gc_parity;
 	bool gc_counted;		/* in t->gc_inflight[gc_parity] */
+	bool log_read;			/* served from the local cache */
+	u8 log_gen;			/* in cache->readers[log_gen] */
+	u64 start_ns;			/* a write timed for the local cache */
 };
+
+extern struct bio_set plx_own_bios;
+
+static inline bool plx_bio_is_own(struct bio *bio)
+{
+	return bio->bi_pool == &plx_own_bios;
+}
+
+static inline struct plx_bio *plx_pb(struct bio *bio)
+{
+	if (plx_bio_is_own(bio))
+		return (struct plx_bio *)((char *)bio - sizeof(struct plx_bio));
+	return dm_per_bio_data(bio, sizeof(struct plx_bio));
+}
+
+/* Send a remapped bio down: dm accounts for its own clones only. */
+static inline void plx_submit_remapped(struct bio *bio)
+{
+	if (plx_bio_is_own(bio))
+		submit_bio_noacct(bio);
+	else
+		dm_submit_bio_remap(bio, NULL);
+}
 
 /* Commit nodes pending before a batch is forced: each pins a node. */
 #define PLX_MAX_COMMITS		256

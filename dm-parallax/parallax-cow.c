@@ -160,7 +160,7 @@ static int plx_read_block_sync(struct plx_target *t, u64 blocknr,
 static void plx_bounce_endio(struct bio *bounce)
 {
 	struct bio *orig = bounce->bi_private;
-	struct plx_bio *pb = dm_per_bio_data(orig, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(orig);
 	struct plx_target *t = pb->t;
 	unsigned long flags;
 
@@ -224,7 +224,7 @@ static int plx_write_partial(struct plx_target *t, struct bio *bio,
 
 static void plx_remap_hooked(struct plx_target *t, struct bio *bio, u64 data)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	sector_t offset = dm_target_offset(t->ti, bio->bi_iter.bi_sector);
 
 	pb->saved_end_io = bio->bi_end_io;
@@ -232,7 +232,7 @@ static void plx_remap_hooked(struct plx_target *t, struct bio *bio, u64 data)
 	bio_set_dev(bio, t->store.dev->bdev);
 	bio->bi_iter.bi_sector = (data << (PLX_BLOCK_SHIFT - SECTOR_SHIFT)) |
 				 (offset & (PLX_SECTORS_PER_BLOCK - 1));
-	dm_submit_bio_remap(bio, NULL);
+	plx_submit_remapped(bio);
 }
 
 /* Out of space: queue for a grant, or fail, as the table says. */
@@ -270,7 +270,7 @@ static void plx_check_low_water(struct plx_target *t)
 /* Mark @vblock busy until its new data block is written. */
 static int plx_busy_start(struct plx_target *t, struct bio *bio, u64 vblock)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	struct plx_busy *busy = kzalloc(sizeof(*busy), GFP_NOIO);
 	int r;
 
@@ -292,7 +292,7 @@ static int plx_busy_start(struct plx_target *t, struct bio *bio, u64 vblock)
 void plx_busy_done(struct plx_target *t, struct bio *bio,
 		   struct bio_list *retry)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	struct plx_busy *busy;
 
 	if (!pb->busy)
@@ -332,7 +332,7 @@ static struct plx_pnode *plx_find_commit(struct plx_target *t,
 static int plx_do_write(struct plx_target *t, struct bio *bio, u64 vblock,
 			struct plx_walk *w, struct bio_list *retry)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	unsigned int idx0 = plx_radix_index(vblock, 0);
 	struct plx_pnode *c;
 	u64 old, data;
@@ -448,7 +448,7 @@ void plx_handle_write(struct plx_target *t, struct bio *bio,
 void plx_handle_discard(struct plx_target *t, struct bio *bio,
 			struct bio_list *retry)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	u64 vblock = plx_bio_vblock(t, bio);
 	struct plx_pnode *c;
 	struct plx_walk w;

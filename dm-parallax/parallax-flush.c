@@ -53,7 +53,7 @@ bool plx_flush_needs_worker(struct plx_target *t)
 /* Worker: the data of @bio is on the device; acknowledge it now. */
 void plx_ack_early(struct plx_target *t, struct plx_pnode *c, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 
 	c->acked.flush[t->flush_gen]++;
 	atomic_inc(&t->uncommitted[t->flush_gen]);
@@ -107,7 +107,7 @@ static void plx_flush_submit(struct plx_target *t, struct bio_list *bios)
 			continue;
 		}
 		bio_set_dev(bio, t->store.dev->bdev);
-		dm_submit_bio_remap(bio, NULL);
+		plx_submit_remapped(bio);
 	}
 }
 

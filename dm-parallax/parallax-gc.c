@@ -44,7 +44,7 @@ void plx_gc_init(struct plx_target *t)
 /* Worker: @bio is about to take blocks from the reserve. */
 void plx_gc_count_bio(struct plx_target *t, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 
 	if (pb->gc_counted)
 		return;
@@ -58,7 +58,7 @@ void plx_gc_count_bio(struct plx_target *t, struct bio *bio)
 
 void plx_gc_bio_done(struct plx_target *t, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 
 	if (!pb->gc_counted)
 		return;
