@@ -153,7 +153,7 @@ static void plx_remap(struct plx_target *t, struct bio *bio, u64 data)
 /* Count @bio against the current root; returns that root. */
 static const __le64 *plx_epoch_get(struct plx_target *t, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	const __le64 *root;
 
 	spin_lock(&t->epoch_lock);
@@ -167,7 +167,7 @@ static const __le64 *plx_epoch_get(struct plx_target *t, struct bio *bio)
 
 static void plx_epoch_put(struct plx_target *t, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 
 	if (!pb->counted)
 		return;
@@ -187,10 +187,10 @@ void plx_count_and_remap(struct plx_target *t, struct bio *bio, u64 data)
 		return;
 	}
 	plx_remap(t, bio, data);
-	dm_submit_bio_remap(bio, NULL);
+	plx_submit_remapped(bio);
 }
 
-static void plx_defer(struct plx_target *t, struct bio *bio)
+void plx_defer(struct plx_target *t, struct bio *bio)
 {
 	spin_lock_irq(&t->lock);
 	bio_list_add(&t->deferred, bio);
@@ -209,8 +209,8 @@ static unsigned int plx_bio_blocks(struct plx_target *t, struct bio *bio)
 }
 
 /* Keep only the first @blocks blocks of @bio; dm sends the rest on. */
-static void plx_accept_blocks(struct plx_target *t, struct bio *bio,
-			      unsigned int blocks)
+void plx_accept_blocks(struct plx_target *t, struct bio *bio,
+		       unsigned int blocks)
 {
 	sector_t off = dm_target_offset(t->ti, bio->bi_iter.bi_sector);
 	sector_t len = ((sector_t)blocks << (PLX_BLOCK_SHIFT - SECTOR_SHIFT)) -
@@ -222,7 +222,7 @@ static void plx_accept_blocks(struct plx_target *t, struct bio *bio,
 
 int plx_map(struct dm_target *ti, struct bio *bio)
 {
-	struct plx_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct plx_bio *pb = plx_pb(bio);
 	struct plx_target *t = ti->private;
 	bool write = op_is_write(bio_op(bio));
 	const __le64 *root;
@@ -233,6 +233,11 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 
 	memset(pb, 0, sizeof(*pb));
 	pb->t = t;
+	if (t->cache) {
+		r = plx_cache_map(t->cache, bio);
+		if (r != PLX_CACHE_CONTINUE)
+			return r;
+	}
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/*
 		 * dm sends flushes without data.  Once every acknowledged
@@ -291,10 +296,18 @@ int plx_map(struct dm_target *ti, struct bio *bio)
 	return DM_MAPIO_REMAPPED;
 }
 
+/* Every bio that went down the data path, dm's or our own, ends here. */
+void plx_bio_finished(struct plx_target *t, struct bio *bio)
+{
+	plx_epoch_put(t, bio);
+	plx_gc_bio_done(t, bio);
+	if (t->cache)
+		plx_cache_end_io(t->cache, bio);
+}
+
 int plx_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
-	plx_epoch_put(ti->private, bio);
-	plx_gc_bio_done(ti->private, bio);
+	plx_bio_finished(ti->private, bio);
 	return DM_ENDIO_DONE;
 }
 
@@ -432,6 +445,8 @@ void plx_waker(struct work_struct *ws)
 
 	/* Acknowledged writes wait at most about a second for their commit. */
 	plx_commit_soon(t);
+	if (t->cache)
+		plx_cache_tick(t->cache);
 	if (!bio_list_empty(&t->no_space) && t->no_space_timeout &&
 	    time_after(jiffies, t->no_space_since + t->no_space_timeout * HZ)) {
 		DMERR_LIMIT("VDI %llu: no space for %u s, failing queued writes",

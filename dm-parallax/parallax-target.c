@@ -47,11 +47,25 @@ static int plx_read_arg(const struct dm_arg *arg, struct dm_arg_set *as,
 	return 0;
 }
 
+static int plx_parse_cache_mode(const char *word, struct plx_target *t,
+				struct dm_target *ti)
+{
+	if (!strcasecmp(word, "always")) {
+		t->cache_mode = PLX_CACHE_ALWAYS;
+	} else if (!strcasecmp(word, "adaptive")) {
+		t->cache_mode = PLX_CACHE_ADAPTIVE;
+	} else {
+		ti->error = "Invalid local_cache_mode: expected always or adaptive";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 			      struct dm_target *ti)
 {
 	static const struct dm_arg feature_count = {
-		0, 13, "Invalid number of optional arguments"
+		0, 19, "Invalid number of optional arguments"
 	};
 	static const struct dm_arg cache_mb = {
 		1, PLX_MAX_CACHE_MB, "Invalid cache_mb: expected 1..1048576"
@@ -61,6 +75,9 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 	};
 	static const struct dm_arg timeout = {
 		0, 86400, "Invalid no_space_timeout: expected 0..86400 seconds"
+	};
+	static const struct dm_arg latency = {
+		1, 60000, "Invalid local_cache_latency_ms: expected 1..60000"
 	};
 	unsigned int argc, val;
 	const char *name;
@@ -90,7 +107,10 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		    strcasecmp(name, "no_space_timeout") &&
 		    strcasecmp(name, "low_water") &&
 		    strcasecmp(name, "lock_gen") &&
-		    strcasecmp(name, "snapshot_seq")) {
+		    strcasecmp(name, "snapshot_seq") &&
+		    strcasecmp(name, "local_cache") &&
+		    strcasecmp(name, "local_cache_mode") &&
+		    strcasecmp(name, "local_cache_latency_ms")) {
 			ti->error = "Unrecognised optional argument";
 			return -EINVAL;
 		}
@@ -108,6 +128,13 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		} else if (!strcasecmp(name, "no_space_timeout")) {
 			r = plx_read_arg(&timeout, as, &val, &ti->error);
 			t->no_space_timeout = val;
+		} else if (!strcasecmp(name, "local_cache")) {
+			t->cache_path = dm_shift_arg(as);
+		} else if (!strcasecmp(name, "local_cache_mode")) {
+			r = plx_parse_cache_mode(dm_shift_arg(as), t, ti);
+		} else if (!strcasecmp(name, "local_cache_latency_ms")) {
+			r = plx_read_arg(&latency, as, &val, &ti->error);
+			t->cache_latency_ms = val;
 		} else if (!strcasecmp(name, "snapshot_seq")) {
 			if (kstrtoull(dm_shift_arg(as), 10, &t->snap_seq) ||
 			    !t->snap_seq) {
@@ -275,6 +302,9 @@ static void plx_dtr(struct dm_target *ti)
 	struct plx_busy *busy;
 	unsigned long index;
 
+	/* Its drain sends bios through the worker: it goes first. */
+	if (t->cache)
+		plx_cache_destroy(t->cache);
 	if (t->wq) {
 		cancel_delayed_work_sync(&t->waker);
 		destroy_workqueue(t->wq);
@@ -298,6 +328,7 @@ static void plx_target_init(struct plx_target *t, struct dm_target *ti)
 	t->host_id = PLX_DEFAULT_HOST_ID;
 	t->low_water = PLX_DEFAULT_LOW_WATER;
 	t->no_space_timeout = PLX_DEFAULT_NO_SPACE_TIMEOUT;
+	t->cache_latency_ms = PLX_DEFAULT_CACHE_LATENCY_MS;
 	spin_lock_init(&t->epoch_lock);
 	init_waitqueue_head(&t->epoch_wait);
 	spin_lock_init(&t->lock);
@@ -398,6 +429,18 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = plx_parse_features(&as, t, ti);
 	if (r)
 		goto bad;
+	if ((t->cache_mode != PLX_CACHE_ADAPTIVE ||
+	     t->cache_latency_ms != PLX_DEFAULT_CACHE_LATENCY_MS) &&
+	    !t->cache_path) {
+		ti->error = "local_cache_mode and local_cache_latency_ms need local_cache";
+		r = -EINVAL;
+		goto bad;
+	}
+	if (t->cache_path && (t->mode != PLX_MODE_OK || t->snap_seq)) {
+		ti->error = "A local cache needs a writable table";
+		r = -EINVAL;
+		goto bad;
+	}
 	if (as.argc) {
 		ti->error = "More arguments than the optional argument count says";
 		r = -EINVAL;
@@ -423,6 +466,12 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -ENOMEM;
 		goto bad;
 	}
+	if (t->cache_path) {
+		r = plx_cache_create(t, ti, t->cache_path, t->cache_mode,
+				     t->cache_latency_ms);
+		if (r)
+			goto bad;
+	}
 
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
@@ -433,6 +482,20 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 bad:
 	plx_dtr(ti);
+	return r;
+}
+
+static int plx_preresume(struct dm_target *ti)
+{
+	struct plx_target *t = ti->private;
+	int r;
+
+	if (!t->cache)
+		return 0;
+	r = plx_cache_resume(t->cache);
+	if (r)
+		DMERR("VDI %llu: cannot replay the local cache: %d", t->vdi_id,
+		      r);
 	return r;
 }
 
@@ -464,6 +527,9 @@ static void plx_postsuspend(struct dm_target *ti)
 {
 	struct plx_target *t = ti->private;
 
+	/* Leaving the host, or a new table: the log drains first. */
+	if (t->cache)
+		plx_cache_suspend(t->cache);
 	cancel_delayed_work_sync(&t->waker);
 	flush_workqueue(t->wq);
 	plx_flush_drain(t);
@@ -525,7 +591,11 @@ static int plx_message_snapshot(struct plx_target *t, unsigned int argc,
 		      t->mode == PLX_MODE_READ_ONLY ? "read-only" : "failed");
 		return -EROFS;
 	}
-	r = plx_snapshot(t, label[0] ? label : NULL, &seq);
+	r = PLX_CACHE_CONTINUE;
+	if (t->cache)
+		r = plx_cache_snapshot(t->cache, label[0] ? label : NULL, &seq);
+	if (r == PLX_CACHE_CONTINUE)
+		r = plx_snapshot(t, label[0] ? label : NULL, &seq);
 	if (r) {
 		DMERR("VDI %llu: snapshot failed: %d", t->vdi_id, r);
 		return r;
@@ -556,6 +626,20 @@ bad:
 	return -EINVAL;
 }
 
+static int plx_message_drain(struct plx_target *t)
+{
+	int r;
+
+	if (!t->cache) {
+		DMERR("VDI %llu: drain: the table has no local cache", t->vdi_id);
+		return -EINVAL;
+	}
+	r = plx_cache_drain(t->cache);
+	if (r)
+		DMERR("VDI %llu: drain failed: %d", t->vdi_id, r);
+	return r;
+}
+
 static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 		       char *result, unsigned int maxlen)
 {
@@ -573,6 +657,8 @@ static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 		r = plx_alloc_emit_extents(&t->alloc, result, maxlen);
 	else if (!strcasecmp(argv[0], "lockd") && argc == 2)
 		r = plx_message_lockd(t, argv[1]);
+	else if (!strcasecmp(argv[0], "drain") && argc == 1)
+		r = plx_message_drain(t);
 	else if (!strncasecmp(argv[0], "gc_", 3))
 		r = plx_message_gc(t, argc, argv, result, maxlen);
 	else
@@ -598,7 +684,7 @@ static void plx_emit_table(struct plx_target *t, char *result,
 			   unsigned int maxlen)
 {
 	unsigned int sz = 0, n = 0;
-	char opts[200];
+	char opts[400];
 	int len = 0;
 
 #define PLX_OPT(fmt, ...) \
@@ -631,6 +717,8 @@ static void plx_emit_table(struct plx_target *t, char *result,
 		PLX_OPT(" error_if_no_space");
 		n++;
 	}
+	if (t->cache)
+		plx_cache_table(t->cache, opts, sizeof(opts), &len, &n);
 	if (t->mode == PLX_MODE_READ_ONLY &&
 	    (dm_table_get_mode(t->ti->table) & PLX_OPEN_WRITE)) {
 		PLX_OPT(" read_only");
@@ -661,6 +749,10 @@ static void plx_status(struct dm_target *ti, status_type_t type,
 		       atomic64_read(&t->cache_misses),
 		       t->mode == PLX_MODE_FAILED ? t->fail_reason : "-",
 		       t->lockd_state[0] ? t->lockd_state : "-");
+		if (t->cache)
+			plx_cache_status(t->cache, result, maxlen, &sz);
+		else
+			DMEMIT(" none - 0 0 0 0 -");
 		break;
 	case STATUSTYPE_TABLE:
 		plx_emit_table(t, result, maxlen);
@@ -703,6 +795,7 @@ static struct target_type plx_target_type = {
 	.presuspend = plx_presuspend,
 	.presuspend_undo = plx_presuspend_undo,
 	.postsuspend = plx_postsuspend,
+	.preresume = plx_preresume,
 	.resume = plx_resume,
 	.message = plx_message,
 	.status = plx_status,
@@ -710,14 +803,27 @@ static struct target_type plx_target_type = {
 	.io_hints = plx_io_hints,
 };
 
+/* The local cache's drain sends bios of its own down the data path. */
+struct bio_set plx_own_bios;
+
 static int __init dm_parallax_init(void)
 {
-	return dm_register_target(&plx_target_type);
+	int r;
+
+	r = bioset_init(&plx_own_bios, BIO_POOL_SIZE, sizeof(struct plx_bio),
+			BIOSET_NEED_BVECS);
+	if (r)
+		return r;
+	r = dm_register_target(&plx_target_type);
+	if (r)
+		bioset_exit(&plx_own_bios);
+	return r;
 }
 
 static void __exit dm_parallax_exit(void)
 {
 	dm_unregister_target(&plx_target_type);
+	bioset_exit(&plx_own_bios);
 }
 
 module_init(dm_parallax_init);

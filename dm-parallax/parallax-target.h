@@ -14,6 +14,7 @@
 #include <linux/xarray.h>
 
 #include "parallax-alloc.h"
+#include "parallax-cache.h"
 #include "parallax-commit.h"
 #include "parallax-store.h"
 
@@ -39,6 +40,7 @@ struct plx_target {
 	struct dm_target *ti;
 	struct plx_store store;
 	struct plx_alloc alloc;
+	struct plx_cache *cache;	/* the local write cache, if any */
 	struct plx_vdi_record vdi;	/* as last written */
 	u64 vdi_id;
 
@@ -51,6 +53,9 @@ struct plx_target {
 	u64 low_water;
 	bool error_if_no_space;
 	unsigned int no_space_timeout;	/* seconds; 0 = wait for ever */
+	const char *cache_path;		/* local_cache, for the constructor */
+	enum plx_cache_mode cache_mode;
+	unsigned int cache_latency_ms;
 
 	/*
 	 * The radix root, held in the cache for the target's lifetime.
@@ -140,6 +145,10 @@ void plx_fail(struct plx_target *t, const char *reason);
 void plx_wake_worker(struct plx_target *t);
 u64 plx_bio_vblock(struct plx_target *t, struct bio *bio);
 void plx_count_and_remap(struct plx_target *t, struct bio *bio, u64 data);
+void plx_defer(struct plx_target *t, struct bio *bio);
+void plx_accept_blocks(struct plx_target *t, struct bio *bio,
+		       unsigned int blocks);
+void plx_bio_finished(struct plx_target *t, struct bio *bio);
 
 /* parallax-cow.c */
 void plx_handle_write(struct plx_target *t, struct bio *bio,
