@@ -854,6 +854,11 @@ static void plx_cache_drainer(struct work_struct *ws)
 		}
 		spin_unlock_irq(&c->lock);
 		r = plx_cache_apply(c, &next);
+		if (r == -EUCLEAN) {
+			/* The local disk lost what it held: see the doc. */
+			plx_cache_fail(c, "local_cache_corrupt");
+			return;
+		}
 		if (r)
 			break;
 		c->drained_consumed += plx_log_consumed(c, c->drain_block, next);

@@ -1019,6 +1019,164 @@ static void snaplog_bad_test(struct kunit *test)
 #undef LOG_BAD
 }
 
+/* Local cache log: a 1000-block log, a superblock and two records. */
+#define T_LOG_BLOCKS	1000ULL
+
+static struct plx_log_super *good_log_super(struct kunit *test)
+{
+	struct plx_log_super *ls = alloc_block(test);
+
+	ls->version = cpu_to_le32(PLX_LOG_VERSION);
+	ls->nr_blocks = cpu_to_le64(T_LOG_BLOCKS);
+	ls->head_seq = cpu_to_le64(1);
+	ls->head_block = cpu_to_le64(PLX_LOG_FIRST_BLOCK);
+	ls->open_gen = cpu_to_le64(1);
+	plx_block_seal(ls, PLX_MAGIC_LOG_SUPER, 0, t_uuid);
+	KUNIT_ASSERT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS), PLX_OK);
+	return ls;
+}
+
+static void log_super_test(struct kunit *test)
+{
+	struct plx_log_super *ls = good_log_super(test);
+
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS - 1),
+			PLX_E_DEVICE_SMALL);
+	ls->head_block = cpu_to_le64(T_LOG_BLOCKS);
+	plx_block_update_crc(ls);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	ls = good_log_super(test);
+	ls->head_block = 0;
+	plx_block_update_crc(ls);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	ls = good_log_super(test);
+	ls->head_seq = 0;
+	plx_block_update_crc(ls);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	ls = good_log_super(test);
+	ls->nr_blocks = cpu_to_le64(PLX_LOG_MIN_BLOCKS - 1);
+	plx_block_update_crc(ls);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_GEOMETRY);
+	ls = good_log_super(test);
+	ls->version = cpu_to_le32(PLX_LOG_VERSION + 1);
+	plx_block_update_crc(ls);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_VERSION);
+	ls = good_log_super(test);
+	ls->flags = cpu_to_le32(1);
+	plx_block_update_crc(ls);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_FEATURES);
+	ls = good_log_super(test);
+	plx_block_seal(ls, PLX_MAGIC_LOG_RECORD, 0, t_uuid);
+	KUNIT_EXPECT_EQ(test, plx_log_super_check(ls, T_LOG_BLOCKS),
+			PLX_E_MAGIC);
+}
+
+/* A write record at block 10: three blocks with data, one discarded. */
+static struct plx_log_record *good_log_write(struct kunit *test)
+{
+	struct plx_log_record *r = alloc_block(test);
+
+	r->seq = cpu_to_le64(5);
+	r->open_gen = cpu_to_le64(2);
+	r->type = cpu_to_le32(PLX_LOG_WRITE);
+	r->nr_entries = cpu_to_le32(4);
+	r->data_blocks = cpu_to_le32(3);
+	r->next_block = cpu_to_le64(14);
+	r->entries[0] = cpu_to_le64(7);
+	r->entries[1] = cpu_to_le64(8 | PLX_LOG_DISCARD);
+	r->entries[2] = cpu_to_le64(9);
+	r->entries[3] = cpu_to_le64(100000);
+	plx_block_seal(r, PLX_MAGIC_LOG_RECORD, 10, t_uuid);
+	KUNIT_ASSERT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_OK);
+	KUNIT_EXPECT_EQ(test, plx_log_record_blocks(r), 4ULL);
+	return r;
+}
+
+static void log_record_test(struct kunit *test)
+{
+	struct plx_log_record *r = good_log_write(test);
+
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 11, t_uuid, T_LOG_BLOCKS),
+			PLX_E_BLOCKNR);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_other_uuid,
+						   T_LOG_BLOCKS),
+			PLX_E_UUID);
+	/* The data would run past the end of the log. */
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, 13),
+			PLX_E_LOG_FIELD);
+	/* Entries with data must match the data blocks. */
+	r->data_blocks = cpu_to_le32(4);
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	/* next_block inside the record itself. */
+	r = good_log_write(test);
+	r->next_block = cpu_to_le64(12);
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	/* A wrap to the first block is allowed; the superblock is not. */
+	r->next_block = cpu_to_le64(PLX_LOG_FIRST_BLOCK);
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_OK);
+	r->next_block = 0;
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	r = good_log_write(test);
+	r->seq = 0;
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	r = good_log_write(test);
+	r->type = cpu_to_le32(3);
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	r = good_log_write(test);
+	r->nr_entries = cpu_to_le32(PLX_LOG_MAX_ENTRIES + 1);
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 10, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+}
+
+static void log_marker_test(struct kunit *test)
+{
+	struct plx_log_record *r = alloc_block(test);
+
+	r->seq = cpu_to_le64(6);
+	r->open_gen = cpu_to_le64(2);
+	r->type = cpu_to_le32(PLX_LOG_SNAPSHOT);
+	r->next_block = cpu_to_le64(15);
+	r->snap_seq = cpu_to_le64(3);
+	strscpy(r->label, "nightly", sizeof(r->label));
+	plx_block_seal(r, PLX_MAGIC_LOG_RECORD, 14, t_uuid);
+	KUNIT_ASSERT_EQ(test, plx_log_record_check(r, 14, t_uuid, T_LOG_BLOCKS),
+			PLX_OK);
+	r->label[0] = '/';
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 14, t_uuid, T_LOG_BLOCKS),
+			PLX_E_NAME);
+	r->label[0] = 'n';
+	r->snap_seq = 0;
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 14, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+	r->snap_seq = cpu_to_le64(3);
+	r->data_blocks = cpu_to_le32(1);
+	plx_block_update_crc(r);
+	KUNIT_EXPECT_EQ(test, plx_log_record_check(r, 14, t_uuid, T_LOG_BLOCKS),
+			PLX_E_LOG_FIELD);
+}
+
 static struct kunit_case parallax_format_cases[] = {
 	KUNIT_CASE(crc32c_vectors_test),
 	KUNIT_CASE(seal_verify_ok_test),
@@ -1044,6 +1202,9 @@ static struct kunit_case parallax_format_cases[] = {
 	KUNIT_CASE(vdi_bad_test),
 	KUNIT_CASE(snaplog_good_test),
 	KUNIT_CASE(snaplog_bad_test),
+	KUNIT_CASE(log_super_test),
+	KUNIT_CASE(log_record_test),
+	KUNIT_CASE(log_marker_test),
 	{}
 };
 
