@@ -819,7 +819,9 @@ static int plx_cache_checkpoint(struct plx_cache *c)
 	c->records -= c->drain_seq - c->head_seq;
 	c->head_block = c->drain_block;
 	c->head_seq = c->drain_seq;
+	/* The writer sets it again if its record still does not fit. */
 	was_full = c->full;
+	c->full = false;
 	/* Drained: adaptive mode writes to the store again. */
 	if (c->mode == PLX_CACHE_ADAPTIVE && c->logging && plx_cache_idle(c)) {
 		c->logging = false;
