@@ -10,9 +10,11 @@ struct only, so it doubles as a cross-check of the C framing.
       one connection, one request per command; prints one line per reply:
       "OP STATUS id=I gen=G holder=H type=T" (grant) or "OP STATUS text"
       --helper says HELLO with flag 1 (a parallaxd, which runs GC jobs).
-      commands: renew | lock_vdi ID | unlock_vdi ID GEN | claim TYPE ID |
-      release ID GEN | lock_registry | unlock_registry GEN |
-      lock_bitmap ID | unlock_bitmap ID | break WHAT ID [force] | status |
+      --text adds an EBUSY grant's text: "... type=T | TEXT".
+      commands: renew | lock_vdi ID [cache] | unlock_vdi ID GEN [clean] |
+      claim TYPE ID | release ID GEN | lock_registry | unlock_registry GEN |
+      lock_bitmap ID | unlock_bitmap ID | break WHAT ID [force] [discard] |
+      status | flags OPNAME ID GEN FLAGS (any flags, raw) |
       gc_post HOST KIND EPOCH EXTENT GEN OFFSET HEX|- (KIND begin, reclaim,
       end or a number) | gc_result ID|last | gc_fetch |
       gc_done ID|last ERRNO FREED | gc_wait ID|last SECONDS (poll
@@ -28,8 +30,12 @@ struct only, so it doubles as a cross-check of the C framing.
       tagged request of LEN bytes after HELLO, LEN past the op's limit).  Prints "closed" if the server
       closed the connection without sending a reply frame, "replied ..."
       otherwise; for conns: "open N closed M".
-  lkclient.py disk STORE vdi ID | extent E | registry | lockd_addr | key
-      reads raw blocks (no lockd involved).
+  lkclient.py disk STORE vdi ID | vdi_cache ID | extent E | registry |
+                   lockd_addr | key
+      reads raw blocks (no lockd involved); vdi_cache prints "dirty" or
+      "clean", the record's cache-dirty mark.
+  A grant whose reserved field is not 0 (BREAK of a host: cache-dirty VDI
+  locks kept) ends with " kept=N".
 """
 import hashlib
 import hmac
@@ -49,6 +55,7 @@ STATUS = ["OK", "EINVAL", "EBUSY", "ENOENT", "ESTALE", "EPERM", "ENOSPC",
           "EIO", "EPROTO", "EAGAIN"]
 JOB_KINDS = {"begin": 1, "reclaim": 2, "end": 3}
 HELLO_HELPER = 1
+FORCE, CACHE, CLEAN, DISCARD = 1, 2, 4, 8
 WHAT = {"host": 1, "vdi": 2, "extent": 3, "registry": 4}
 BS = 4096
 
@@ -91,6 +98,7 @@ def vdi(store, i):
     b = read_block(store, sb["reg_start"] + i - 1)
     gen, lock_gen, holder = struct.unpack_from("<QQI", b, 112)
     return {"generation": gen, "lock_generation": lock_gen, "holder": holder,
+            "cache_dirty": bool(b[133] & 1),
             "name": b[136:200].rstrip(b"\0").decode(errors="replace")}
 
 
@@ -184,14 +192,18 @@ class Client:
         return data == b""
 
 
-def fmt(op, st, body):
+def fmt(op, st, body, text=False):
     name = STATUS[st] if st < len(STATUS) else str(st)
     if op == "STATUS" and st == 0:
         return body.decode()
     if st in (0, 2) and len(body) >= 32:
-        i, g, holder, typ, lease, _ = struct.unpack_from(">QQIIII", body)
-        return "%s %s id=%d gen=%d holder=%d type=%d" % (op, name, i, g,
-                                                         holder, typ)
+        i, g, holder, typ, lease, res = struct.unpack_from(">QQIIII", body)
+        kept = " kept=%d" % res if res else ""
+        why = ""
+        if text and len(body) > 32:
+            why = " | " + body[32:].decode(errors="replace")
+        return "%s %s id=%d gen=%d holder=%d type=%d%s%s" % (
+            op, name, i, g, holder, typ, kept, why)
     return "%s %s %s" % (op, name, body.decode(errors="replace"))
 
 
@@ -200,10 +212,14 @@ def run_call(argv):
     argv = argv[3:]
     key = superblock(store)["key"]
     flags = 0
-    while argv and argv[0] in ("--key", "--helper"):
+    text = False
+    while argv and argv[0] in ("--key", "--helper", "--text"):
         if argv[0] == "--key":
             key = bytes.fromhex(argv[1])
             argv = argv[2:]
+        elif argv[0] == "--text":
+            text = True
+            argv = argv[1:]
         else:
             flags |= HELLO_HELPER
             argv = argv[1:]
@@ -274,21 +290,34 @@ def run_call(argv):
             st, body = c.request(int(args[0]), b"\0" * int(args[1]))
             print(fmt("RAW", st, body))
             continue
+        if name == "flags":
+            op = ops[args[0]]
+            st, body = c.call(op, int(args[1]), int(args[2]), 0,
+                              int(args[3], 0))
+            sys.stdout.write(fmt(OPS[op], st, body, text) + "\n")
+            continue
         op = ops[name]
-        if name in ("lock_vdi", "lock_bitmap", "unlock_bitmap"):
+        if name == "lock_vdi":
+            cache = CACHE if "cache" in args[1:] else 0
+            st, body = c.call(op, int(args[0]), 0, 0, cache)
+        elif name == "unlock_vdi":
+            clean = CLEAN if "clean" in args[2:] else 0
+            st, body = c.call(op, int(args[0]), int(args[1]), 0, clean)
+        elif name in ("lock_bitmap", "unlock_bitmap"):
             st, body = c.call(op, int(args[0]))
-        elif name in ("unlock_vdi", "release"):
+        elif name == "release":
             st, body = c.call(op, int(args[0]), int(args[1]))
         elif name == "claim":
             st, body = c.call(op, int(args[1]), 0, int(args[0]))
         elif name == "unlock_registry":
             st, body = c.call(op, 0, int(args[0]))
         elif name == "break":
-            force = 1 if len(args) > 2 and args[2] == "force" else 0
-            st, body = c.call(op, int(args[1]), 0, WHAT[args[0]], force)
+            fl = (FORCE if "force" in args[2:] else 0) | \
+                (DISCARD if "discard" in args[2:] else 0)
+            st, body = c.call(op, int(args[1]), 0, WHAT[args[0]], fl)
         else:
             st, body = c.call(op)
-        sys.stdout.write(fmt(OPS[op], st, body) + "\n")
+        sys.stdout.write(fmt(OPS[op], st, body, text) + "\n")
     sys.stdout.flush()
 
 
@@ -370,6 +399,8 @@ def run_disk(argv):
         v = vdi(store, int(argv[2]))
         print("holder %d lock_generation %d generation %d" %
               (v["holder"], v["lock_generation"], v["generation"]))
+    elif what == "vdi_cache":
+        print("dirty" if vdi(store, int(argv[2]))["cache_dirty"] else "clean")
     elif what == "extent":
         e = extent(store, int(argv[2]))
         print("type %d holder %d generation %d bitmap_holder %d" %

@@ -91,6 +91,26 @@ enum plx_lk_what {
 
 /* BREAK flag: even if the holder's lease is live. */
 #define PLX_LK_FORCE		1U
+/*
+ * Local write caches (lock-protocol.rst, "Local write caches").  Flags
+ * of struct plx_lk_args; a lock manager that knows them refuses any other
+ * bit with EINVAL, one that does not ignores them, which a client sees
+ * because the reply then lacks PLX_LK_CACHE:
+ *
+ * LOCK_VDI, PLX_LK_CACHE: the caller runs the VDI with a local write
+ *	cache, so the VDI is marked cache-dirty on disk before the grant.
+ *	PLX_LK_CACHE in the type of LOCK_VDI's reply (grant or EBUSY), and
+ *	of any EBUSY about a VDI, says the VDI is marked.
+ * UNLOCK_VDI, PLX_LK_CLEAN: the caller has drained its log completely;
+ *	the mark is cleared with the lock.  Without it a marked VDI's
+ *	unlock is refused (EBUSY) and the lock stays with the caller.
+ * BREAK, PLX_LK_DISCARD: break marked VDI locks too, losing the writes
+ *	still in the holder's log.  Without it a marked VDI lock is never
+ *	broken: BREAK of the VDI is EBUSY, BREAK of its host keeps it.
+ */
+#define PLX_LK_CACHE		2U
+#define PLX_LK_CLEAN		4U
+#define PLX_LK_DISCARD		8U
 
 /* HELLO flag: this connection is the host's parallaxd, which runs GC jobs. */
 #define PLX_LK_HELLO_HELPER	1U
@@ -136,9 +156,9 @@ struct plx_lk_grant {
 	uint64_t id;
 	uint64_t generation;
 	uint32_t holder;	/* also sent with EBUSY */
-	uint32_t type;
+	uint32_t type;		/* VDI ops: PLX_LK_CACHE if marked */
 	uint32_t lease_ms;
-	uint32_t reserved;
+	uint32_t reserved;	/* BREAK of a host: marked VDI locks kept */
 } __attribute__((packed));
 
 /*

@@ -42,6 +42,7 @@ struct lkd_vdi {
 	uint64_t id;
 	uint32_t holder;
 	uint64_t lock_gen;
+	bool cache_dirty;	/* PLX_VDI_LOCK_CACHE_DIRTY on disk */
 	char name[PLX_NAME_LEN + 1];
 };
 
@@ -150,7 +151,7 @@ int64_t lkd_extent_used(struct lkd *d, uint64_t ext);
 
 /* Held-VDI table. */
 void lkd_vdi_set(struct lkd *d, uint64_t id, uint32_t holder,
-		 uint64_t lock_gen, const char *name);
+		 uint64_t lock_gen, const char *name, bool cache_dirty);
 struct lkd_host *lkd_host_get(struct lkd *d, uint32_t id, bool create);
 
 /* ---- proto.c ------------------------------------------------------------ */

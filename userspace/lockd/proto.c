@@ -188,13 +188,60 @@ static bool host_live(struct lkd *d, uint32_t host)
 
 /* ---- VDI locks ---------------------------------------------------------- */
 
+/* PLX_LK_CACHE in a VDI reply's type when the record is marked. */
+static uint32_t cache_type(const struct plx_vdi_record *v)
+{
+	return plx_vdi_cache_dirty(v) ? PLX_LK_CACHE : 0;
+}
+
+/* Refuse (and return false) a request with flags its op does not know. */
+static bool flags_ok(struct lkd_req *r, uint32_t known)
+{
+	if (!(r->flags & ~known))
+		return true;
+	refuse(r, PLX_LK_EINVAL, "%s does not take flags 0x%x",
+	       plx_lk_op_name(r->op), r->flags & ~known);
+	return false;
+}
+
+/*
+ * A VDI marked cache-dirty that @r may not take or release: EBUSY with the
+ * holder, the mark in type, and why.
+ */
+static void dirty_busy(struct lkd_req *r, const struct plx_vdi_record *v,
+		       const char *advice)
+{
+	uint32_t holder = le32_to_cpu(v->holder);
+	char text[160];
+
+	if (holder)
+		snprintf(text, sizeof(text), "VDI %llu has undrained writes in the local cache of host %u; %s",
+			 (unsigned long long)r->id, holder, advice);
+	else
+		snprintf(text, sizeof(text), "VDI %llu is marked cache-dirty with no holder; %s",
+			 (unsigned long long)r->id, advice);
+	lkd_log(r->d, "host %u %s id %llu: refused EBUSY: %s", r->c->host,
+		what_name(r->op), (unsigned long long)r->id, text);
+	reply_grant(r, PLX_LK_EBUSY, r->id, le64_to_cpu(v->lock_generation),
+		    holder, PLX_LK_CACHE, text);
+}
+
+/*
+ * LOCK_VDI.  The cache-dirty mark is set before the device is made (the
+ * kernel target copies the record when it loads its table and carries
+ * the byte over in its snapshot commits), and it keeps the VDI from
+ * every other host until the holder releases it clean.
+ */
 static void op_lock_vdi(struct lkd_req *r)
 {
 	struct lkd *d = r->d;
 	struct plx_vdi_record *v;
+	bool cache = r->flags & PLX_LK_CACHE;
 	uint32_t holder;
 	int st;
 
+	if (!flags_ok(r, PLX_LK_CACHE))
+		return;
 	st = lkd_vdi_load(d, r->id, &v);
 	if (st)
 		return refuse(r, (uint16_t)st, "%s", plx_errmsg());
@@ -202,29 +249,51 @@ static void op_lock_vdi(struct lkd_req *r)
 		return refuse(r, PLX_LK_ENOENT, "VDI %llu is deleted",
 			      (unsigned long long)r->id);
 	holder = le32_to_cpu(v->holder);
-	if (holder == r->c->host)
+	if (holder == r->c->host) {
+		/* Its own VDI, e.g. after a restart: it may replay its log. */
+		if (cache && !plx_vdi_cache_dirty(v)) {
+			plx_vdi_set_cache_dirty(v, true);
+			if (lkd_vdi_commit(d, r->id))
+				return refuse(r, PLX_LK_EIO, "%s",
+					      plx_errmsg());
+			lkd_vdi_set(d, r->id, holder,
+				    le64_to_cpu(v->lock_generation), v->name,
+				    true);
+			lkd_log(d, "host %u: VDI %llu marked cache-dirty",
+				holder, (unsigned long long)r->id);
+		}
 		return reply_grant(r, PLX_LK_OK, r->id,
-				   le64_to_cpu(v->lock_generation), holder, 0,
-				   NULL);
+				   le64_to_cpu(v->lock_generation), holder,
+				   cache_type(v), NULL);
+	}
+	if (holder && plx_vdi_cache_dirty(v))
+		return dirty_busy(r, v, "it must drain there first");
 	if (holder)
 		return busy(r, r->id, le64_to_cpu(v->lock_generation), holder,
 			    0);
+	if (plx_vdi_cache_dirty(v))
+		return dirty_busy(r, v, "break it with discard to lose them");
 	v->holder = cpu_to_le32(r->c->host);
 	v->lock_generation = cpu_to_le64(le64_to_cpu(v->lock_generation) + 1);
+	plx_vdi_set_cache_dirty(v, cache);
 	if (lkd_vdi_commit(d, r->id))
 		return refuse(r, PLX_LK_EIO, "%s", plx_errmsg());
 	lkd_vdi_set(d, r->id, r->c->host, le64_to_cpu(v->lock_generation),
-		    v->name);
-	granted(r, "locked VDI", r->id, le64_to_cpu(v->lock_generation), 0);
+		    v->name, cache);
+	granted(r, cache ? "locked VDI (cache-dirty)" : "locked VDI", r->id,
+		le64_to_cpu(v->lock_generation), cache_type(v));
 }
 
 static void op_unlock_vdi(struct lkd_req *r)
 {
 	struct lkd *d = r->d;
 	struct plx_vdi_record *v;
+	bool was_dirty;
 	char what[40];
 	int st;
 
+	if (!flags_ok(r, PLX_LK_CLEAN))
+		return;
 	st = lkd_vdi_load(d, r->id, &v);
 	if (st)
 		return refuse(r, (uint16_t)st, "%s", plx_errmsg());
@@ -232,12 +301,18 @@ static void op_unlock_vdi(struct lkd_req *r)
 	if (!releasable(r, what, le64_to_cpu(v->lock_generation),
 			le32_to_cpu(v->holder)))
 		return;
+	was_dirty = plx_vdi_cache_dirty(v);
+	/* The lock stays with its log until the holder says it drained. */
+	if (was_dirty && !(r->flags & PLX_LK_CLEAN))
+		return dirty_busy(r, v, "drain it and release it clean");
 	v->holder = 0;
+	plx_vdi_set_cache_dirty(v, false);
 	if (lkd_vdi_commit(d, r->id))
 		return refuse(r, PLX_LK_EIO, "%s", plx_errmsg());
-	lkd_vdi_set(d, r->id, 0, 0, NULL);
-	lkd_log(d, "host %u: unlocked VDI %llu generation %llu", r->c->host,
-		(unsigned long long)r->id, (unsigned long long)r->gen);
+	lkd_vdi_set(d, r->id, 0, 0, NULL, false);
+	lkd_log(d, "host %u: unlocked VDI %llu generation %llu%s", r->c->host,
+		(unsigned long long)r->id, (unsigned long long)r->gen,
+		was_dirty ? " (cache drained)" : "");
 	reply_grant(r, PLX_LK_OK, r->id, r->gen, 0, 0, NULL);
 }
 
@@ -515,27 +590,43 @@ static void close_host(struct lkd *d, uint32_t host, struct lkd_conn *keep)
 	}
 }
 
+/*
+ * Break VDI @id's lock (only if @only_holder holds it, when non-zero).  A
+ * cache-dirty VDI is left alone, *@kept set, unless @discard.
+ */
 static int break_vdi(struct lkd *d, uint64_t id, uint32_t only_holder,
-		     uint32_t *holder, uint64_t *gen)
+		     bool discard, uint32_t *holder, uint64_t *gen,
+		     bool *kept)
 {
 	struct plx_vdi_record *v;
+	bool dirty;
 	int st;
 
+	*kept = false;
 	st = lkd_vdi_load(d, id, &v);
 	if (st)
 		return st;
 	*holder = le32_to_cpu(v->holder);
 	*gen = le64_to_cpu(v->lock_generation);
-	if (!*holder || (only_holder && *holder != only_holder))
+	dirty = plx_vdi_cache_dirty(v);
+	if ((!*holder && !dirty) || (only_holder && *holder != only_holder))
 		return PLX_LK_OK;
+	if (dirty && !discard) {
+		*kept = true;
+		return PLX_LK_OK;
+	}
 	v->holder = 0;
 	v->lock_generation = cpu_to_le64(*gen + 1);
+	plx_vdi_set_cache_dirty(v, false);
 	if (lkd_vdi_commit(d, id))
 		return PLX_LK_EIO;
 	*gen += 1;
-	lkd_vdi_set(d, id, 0, 0, NULL);
+	lkd_vdi_set(d, id, 0, 0, NULL, false);
 	lkd_log(d, "fenced VDI %llu of host %u: lock generation now %llu",
 		(unsigned long long)id, *holder, (unsigned long long)*gen);
+	if (dirty)
+		lkd_log(d, "discarded the undrained local cache of VDI %llu on host %u",
+			(unsigned long long)id, *holder);
 	return PLX_LK_OK;
 }
 
@@ -563,12 +654,30 @@ static bool fence_extent(struct lkd *d, uint64_t ext, uint32_t host)
 	return changed;
 }
 
+/* BREAK of a host: generation = locks broken, reserved = dirty VDIs kept. */
+static void reply_host_break(struct lkd_req *r, uint32_t host, uint64_t count,
+			     uint32_t kept)
+{
+	struct plx_lk_grant g = {
+		.id = htobe64(host),
+		.generation = htobe64(count),
+		.holder = htobe32(host),
+		.type = htobe32(PLX_LK_WHAT_HOST),
+		.lease_ms = htobe32(r->d->lease_ms),
+		.reserved = htobe32(kept),
+	};
+
+	reply(r->c, r->op, PLX_LK_OK, r->seq, &g, sizeof(g));
+}
+
 static void break_host(struct lkd_req *r)
 {
 	struct lkd *d = r->d;
 	uint32_t host = (uint32_t)r->id, holder;
 	uint64_t count = 0, i, ext, gen;
 	struct plx_catalogue_block *backup = (void *)d->io2;
+	bool discard = r->flags & PLX_LK_DISCARD, kept;
+	uint32_t nr_kept = 0;
 	size_t k;
 
 	if (!r->id || r->id > UINT32_MAX)
@@ -600,10 +709,16 @@ static void break_host(struct lkd_req *r)
 	for (k = d->nr_vdis; k-- > 0;) {
 		if (k >= d->nr_vdis || d->vdis[k].holder != host)
 			continue;
-		if (break_vdi(d, d->vdis[k].id, host, &holder, &gen))
+		if (break_vdi(d, d->vdis[k].id, host, discard, &holder, &gen,
+			      &kept))
 			return refuse(r, PLX_LK_EIO, "%s", plx_errmsg());
-		if (holder == host)
+		if (kept) {
+			lkd_log(d, "kept VDI %llu of host %u: its local cache holds undrained writes",
+				(unsigned long long)d->vdis[k].id, host);
+			nr_kept++;
+		} else if (holder == host) {
 			count++;
+		}
 	}
 	if (le32_to_cpu(d->sb->registry_holder) == host) {
 		gen = le64_to_cpu(d->sb->registry_generation);
@@ -619,10 +734,10 @@ static void break_host(struct lkd_req *r)
 		count++;
 	}
 	close_host(d, host, r->c);
-	lkd_log(d, "host %u broke every lock of host %u: %llu locks%s",
+	lkd_log(d, "host %u broke every lock of host %u: %llu locks%s; %u cache-dirty VDI locks kept",
 		r->c->host, host, (unsigned long long)count,
-		(r->flags & PLX_LK_FORCE) ? " (forced)" : "");
-	reply_grant(r, PLX_LK_OK, host, count, host, PLX_LK_WHAT_HOST, NULL);
+		(r->flags & PLX_LK_FORCE) ? " (forced)" : "", nr_kept);
+	reply_host_break(r, host, count, nr_kept);
 }
 
 static void op_break(struct lkd_req *r)
@@ -631,9 +746,12 @@ static void op_break(struct lkd_req *r)
 	struct plx_extent_entry *e, old;
 	struct plx_vdi_record *v;
 	uint32_t holder;
+	bool kept;
 	uint64_t gen;
 	int st;
 
+	if (!flags_ok(r, PLX_LK_FORCE | PLX_LK_DISCARD))
+		return;
 	switch (r->type) {
 	case PLX_LK_WHAT_HOST:
 		return break_host(r);
@@ -641,9 +759,11 @@ static void op_break(struct lkd_req *r)
 		st = lkd_vdi_load(d, r->id, &v);
 		if (st)
 			return refuse(r, (uint16_t)st, "%s", plx_errmsg());
+		if (plx_vdi_cache_dirty(v) && !(r->flags & PLX_LK_DISCARD))
+			return dirty_busy(r, v, "breaking it loses them (discard)");
 		if (!breakable(r, le32_to_cpu(v->holder)))
 			return;
-		st = break_vdi(d, r->id, 0, &holder, &gen);
+		st = break_vdi(d, r->id, 0, true, &holder, &gen, &kept);
 		if (st)
 			return refuse(r, (uint16_t)st, "%s", plx_errmsg());
 		break;
@@ -1004,9 +1124,11 @@ static void op_status(struct lkd_req *r)
 			    names[lease(d, h, now)], h->sessions);
 	}
 	for (i = 0; i < d->nr_vdis; i++)
-		add(&t, "vdi %llu holder %u generation %llu name %s\n",
+		add(&t, "vdi %llu holder %u generation %llu %sname %s\n",
 		    (unsigned long long)d->vdis[i].id, d->vdis[i].holder,
-		    (unsigned long long)d->vdis[i].lock_gen, d->vdis[i].name);
+		    (unsigned long long)d->vdis[i].lock_gen,
+		    d->vdis[i].cache_dirty ? "cache dirty " : "",
+		    d->vdis[i].name);
 	for (ext = d->geo.system_extents; ext < d->geo.nr_extents; ext++) {
 		const struct plx_extent_entry *e = lkd_ext(d, ext);
 

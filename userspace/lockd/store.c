@@ -177,7 +177,7 @@ int64_t lkd_extent_used(struct lkd *d, uint64_t ext)
 }
 
 void lkd_vdi_set(struct lkd *d, uint64_t id, uint32_t holder,
-		 uint64_t lock_gen, const char *name)
+		 uint64_t lock_gen, const char *name, bool cache_dirty)
 {
 	struct lkd_vdi *v;
 	size_t i;
@@ -185,7 +185,7 @@ void lkd_vdi_set(struct lkd *d, uint64_t id, uint32_t holder,
 	for (i = 0; i < d->nr_vdis; i++)
 		if (d->vdis[i].id == id)
 			break;
-	if (!holder) {
+	if (!holder && !cache_dirty) {
 		if (i < d->nr_vdis)
 			d->vdis[i] = d->vdis[--d->nr_vdis];
 		return;
@@ -210,6 +210,7 @@ void lkd_vdi_set(struct lkd *d, uint64_t id, uint32_t holder,
 	v->id = id;
 	v->holder = holder;
 	v->lock_gen = lock_gen;
+	v->cache_dirty = cache_dirty;
 	plx_copy_name(v->name, name, PLX_NAME_LEN);
 }
 
@@ -356,10 +357,11 @@ int lkd_open(struct lkd *d, const char *path, uint32_t lease_ms)
 			lkd_log(d, "warning: %s", plx_errmsg());
 			continue;
 		}
-		if (r || !v->holder)
+		if (r || (!v->holder && !plx_vdi_cache_dirty(v)))
 			continue;
 		lkd_vdi_set(d, i, le32_to_cpu(v->holder),
-			    le64_to_cpu(v->lock_generation), v->name);
+			    le64_to_cpu(v->lock_generation), v->name,
+			    plx_vdi_cache_dirty(v));
 		grace(d, le32_to_cpu(v->holder));
 	}
 	plx_copy_name(d->addr, d->sb->lockd_addr, PLX_LOCKD_ADDR_LEN);
