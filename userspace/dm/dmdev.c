@@ -480,3 +480,132 @@ int plx_dm_event_arm(int fd)
 	}
 	return 0;
 }
+
+/* ---- The local write cache before a VDI leaves the host ----------------- */
+
+bool plx_dm_table_has_cache(const char *params)
+{
+	char buf[4096], *save = NULL, *w;
+	unsigned int i = 0;
+	u64 nopts = 0;
+
+	snprintf(buf, sizeof(buf), "%s", params);
+	/* <store dev> <vdi id> [<#opts> <opt>...]: local_cache is an opt. */
+	for (w = strtok_r(buf, " \t\n", &save); w;
+	     w = strtok_r(NULL, " \t\n", &save), i++) {
+		if (i == 2 && parse_u64_word(w, &nopts))
+			return false;
+		if (i >= 3 && i - 3 >= nopts)
+			return false;
+		if (i >= 3 && !strcmp(w, "local_cache"))
+			return true;
+	}
+	return false;
+}
+
+int plx_dm_status_pending(const char *line, u64 *pending)
+{
+	char buf[1024], *save = NULL, *w;
+	unsigned int i = 0;
+
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (w = strtok_r(buf, " \t\n", &save); w;
+	     w = strtok_r(NULL, " \t\n", &save))
+		if (++i == PLX_DM_STATUS_PENDING)
+			return parse_u64_word(w, pending) ? -1 : 0;
+	return -1;
+}
+
+static int real_suspend(const char *name)
+{
+	struct dm_task *dmt = dm_named(DM_DEVICE_SUSPEND, name);
+	int r;
+
+	if (!dmt)
+		return -1;
+	/* A flushing suspend: the target drains its log before it returns. */
+	r = dm_run(dmt, false, "suspend", name);
+	dm_task_destroy(dmt);
+	return r;
+}
+
+const struct plx_dm_ops plx_dm_real_ops = {
+	.table = plx_dm_table,
+	.status = plx_dm_status,
+	.message = plx_dm_message,
+	.suspend = real_suspend,
+	.resume = plx_dm_resume,
+};
+
+/* The records pending in @name's log, or -1 with the error set. */
+static int pending_of(const struct plx_dm_ops *ops, const char *name,
+		      u64 *pending)
+{
+	char line[1024];
+
+	*pending = PLX_DM_PENDING_UNKNOWN;
+	if (ops->status(name, line, sizeof(line)))
+		return -1;
+	if (plx_dm_status_pending(line, pending)) {
+		plx_seterr(PLX_EK_STORE, "%s: its status has no records-pending field (field %d): '%s'",
+			   name, PLX_DM_STATUS_PENDING, line);
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+int plx_dm_drain_for_release(const struct plx_dm_ops *ops, const char *name,
+			     u64 vdi, u64 *pending)
+{
+	char params[4096], why[700], count[32];
+	bool suspended = false;
+	int err;
+
+	*pending = 0;
+	if (ops->table(name, params, sizeof(params)))
+		return -1;
+	if (!plx_dm_table_has_cache(params))
+		return 0;
+	if (ops->message(name, "drain", NULL, 0)) {
+		err = errno;
+		snprintf(why, sizeof(why), "the drain failed: %s",
+			 plx_errmsg());
+		/* Best effort, for the message: how much is left. */
+		pending_of(ops, name, pending);
+		goto fail;
+	}
+	if (ops->suspend(name)) {
+		err = errno;
+		snprintf(why, sizeof(why), "the suspend failed: %s",
+			 plx_errmsg());
+		pending_of(ops, name, pending);
+		goto fail;
+	}
+	suspended = true;
+	if (pending_of(ops, name, pending)) {
+		err = errno;
+		snprintf(why, sizeof(why), "%s", plx_errmsg());
+		goto fail;
+	}
+	if (*pending) {
+		err = EBUSY;
+		snprintf(why, sizeof(why), "the log still holds records after the drain and the suspend");
+		goto fail;
+	}
+	return 1;
+fail:
+	/* Keep the VDI serving here, so that the host can try again. */
+	if (suspended && ops->resume(name))
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			 " (and resuming it failed: %s)", plx_errmsg());
+	if (*pending == PLX_DM_PENDING_UNKNOWN)
+		snprintf(count, sizeof(count), "an unknown number of");
+	else
+		snprintf(count, sizeof(count), "%llu",
+			 (unsigned long long)*pending);
+	plx_seterr(PLX_EK_STORE, "VDI %llu (device %s): %s record(s) of its local write cache are not on the store: %s; the device stays and the VDI stays locked by this host",
+		   (unsigned long long)vdi, name, count, why);
+	errno = err ? err : EIO;
+	return -1;
+}

@@ -103,6 +103,45 @@ int plx_dm_parse_extents(const char *answer, struct plx_dm_extent *ext,
 			 size_t max);
 
 /*
+ * The local write cache (Documentation/dm-parallax.rst): before a VDI's
+ * lock leaves the host (detach, hand-over), its log must be empty.
+ */
+
+/* Does a parallax table line (plx_dm_table) have the local_cache option? */
+bool plx_dm_table_has_cache(const char *params);
+/* Field 16 of the status line: the records pending in the log. */
+#define PLX_DM_STATUS_PENDING	16
+#define PLX_DM_PENDING_UNKNOWN	UINT64_MAX
+/* *@pending = field 16 of @line; -1 if it has none (an older target). */
+int plx_dm_status_pending(const char *line, u64 *pending);
+
+/* The device operations the drain uses; tests substitute their own. */
+struct plx_dm_ops {
+	int (*table)(const char *name, char *buf, size_t len);
+	int (*status)(const char *name, char *buf, size_t len);
+	int (*message)(const char *name, const char *msg, char *result,
+		       size_t len);
+	int (*suspend)(const char *name);	/* flushing: drains the log */
+	int (*resume)(const char *name);
+};
+
+extern const struct plx_dm_ops plx_dm_real_ops;
+
+/*
+ * Call before removing device @name (of VDI @vdi, for the messages) and
+ * releasing its VDI lock.  A table without local_cache: returns 0 and
+ * does nothing.  With one: sends "drain", suspends the device (with a
+ * flush, so the target drains whatever was written meanwhile) and reads
+ * the records pending (status field 16); returns 1 if it is 0, leaving
+ * the device suspended, ready to be removed.  Else returns -1 with
+ * *@pending the records left (PLX_DM_PENDING_UNKNOWN if unknown), errno
+ * set and plx_errmsg() naming the VDI and the count: the device has been
+ * resumed, and neither it nor the lock may go.
+ */
+int plx_dm_drain_for_release(const struct plx_dm_ops *ops, const char *name,
+			     u64 vdi, u64 *pending);
+
+/*
  * dm events without a thread per device: a private /dev/mapper/control
  * descriptor, armed with DM_DEV_ARM_POLL, polls readable (POLLIN) once
  * any dm device has raised an event since it was last armed.  Re-arm
