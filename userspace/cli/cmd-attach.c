@@ -388,7 +388,8 @@ out:
 }
 
 static int attach_daemon(const char *dev, const char *vdi, const char *name,
-			 bool read_only, u64 wait_s, const char *lockd)
+			 bool read_only, u64 wait_s, const char *cache,
+			 const char *cache_mode, const char *lockd)
 {
 	char real[4096], req[4400], result[4200];
 	int ret;
@@ -404,6 +405,12 @@ static int attach_daemon(const char *dev, const char *vdi, const char *name,
 	if (wait_s)
 		snprintf(req + strlen(req), sizeof(req) - strlen(req),
 			 " wait=%llu", (unsigned long long)wait_s);
+	if (cache)
+		snprintf(req + strlen(req), sizeof(req) - strlen(req),
+			 " cache=%s", cache);
+	if (cache_mode)
+		snprintf(req + strlen(req), sizeof(req) - strlen(req),
+			 " cache_mode=%s", cache_mode);
 	ret = daemon_call(req, lockd, result, sizeof(result));
 	if (ret)
 		return ret;
@@ -518,11 +525,15 @@ int cmd_attach(int argc, char **argv)
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "local", no_argument, NULL, 'L' },
 		{ "wait-lock", required_argument, NULL, 'w' },
+		{ "local-cache", required_argument, NULL, 'c' },
+		{ "cache-mode", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *host_s = NULL, *extents_s = NULL;
-	char params[4300], msg[64], lockd[PLX_LOCKD_ADDR_LEN + 1];
+	const char *cache = NULL, *cache_mode = NULL;
+	char cache_real[4096];
+	char params[8500], msg[64], lockd[PLX_LOCKD_ADDR_LEN + 1];
 	struct attach_state st = { 0 };
 	u64 nr_data = 1, nr_meta = 1, size = 0, wait_s = 0;
 	bool local = false;
@@ -567,6 +578,16 @@ int cmd_attach(int argc, char **argv)
 					       "--wait-lock must be 1..3600 seconds, not '%s'",
 					       optarg);
 			break;
+		case 'c':
+			cache = optarg;
+			break;
+		case 'M':
+			if (strcmp(optarg, "always") && strcmp(optarg, "adaptive"))
+				return cli_err(EXIT_USAGE,
+					       "--cache-mode is always or adaptive, not '%s'",
+					       optarg);
+			cache_mode = optarg;
+			break;
 		case 'h':
 			return cli_help(cli_cmd);
 		default:
@@ -577,6 +598,21 @@ int cmd_attach(int argc, char **argv)
 		return EXIT_USAGE;
 	if (cli_host_id(host_s, &st.host))
 		return EXIT_USAGE;
+	if (cache_mode && !cache)
+		return cli_err(EXIT_USAGE, "--cache-mode needs --local-cache");
+	if (cache && st.read_only)
+		return cli_err(EXIT_USAGE,
+			       "--local-cache: a read-only attach writes nothing to cache");
+	if (cache) {
+		/* The table and parallaxd need a path without blanks. */
+		if (!realpath(cache, cache_real))
+			return cli_err(EXIT_STORE, "--local-cache %s: %s", cache,
+				       strerror(errno));
+		if (strpbrk(cache_real, " \t\n"))
+			return cli_err(EXIT_USAGE,
+				       "--local-cache: no blanks in the log device's path");
+		cache = cache_real;
+	}
 	if (wait_s && st.read_only)
 		return cli_err(EXIT_USAGE,
 			       "--wait-lock: a read-only attach takes no lock to wait for");
@@ -614,7 +650,8 @@ int cmd_attach(int argc, char **argv)
 			return cli_err(EXIT_USAGE,
 				       "'%s' is not a valid device name", name);
 		return attach_daemon(st.dev, argv[optind + 1], name,
-				     st.read_only, wait_s, lockd);
+				     st.read_only, wait_s, cache, cache_mode,
+				     lockd);
 	}
 	if (wait_s)
 		return cli_err(EXIT_USAGE,
@@ -642,8 +679,15 @@ int cmd_attach(int argc, char **argv)
 		 (unsigned long long)st.vdi);
 	if (!st.read_only)
 		snprintf(params + strlen(params), sizeof(params) - strlen(params),
-			 " 4 host_id %u lock_gen %llu", st.host,
+			 " %d host_id %u lock_gen %llu", 4 + (cache ? 2 : 0) +
+			 (cache_mode ? 2 : 0), st.host,
 			 (unsigned long long)st.lock_gen);
+	if (cache)
+		snprintf(params + strlen(params), sizeof(params) - strlen(params),
+			 " local_cache %s", cache);
+	if (cache_mode)
+		snprintf(params + strlen(params), sizeof(params) - strlen(params),
+			 " local_cache_mode %s", cache_mode);
 	if (plx_dm_create(name, size >> 9, params, st.read_only, st.uuid,
 			  st.vdi)) {
 		cli_err(EXIT_STORE, "cannot create device %s", name);
@@ -679,6 +723,7 @@ int cmd_detach(int argc, char **argv)
 	struct attach_state st;
 	const char *name;
 	struct stat sb;
+	u64 pending;
 	int ret;
 
 	ret = cli_only_help(argc, argv, 1, 1);
@@ -703,9 +748,22 @@ int cmd_detach(int argc, char **argv)
 		return ret;
 	if (!st.read_only && store_lockd(st.dev, lockd, sizeof(lockd)))
 		goto daemon;
-	if (plx_dm_exists(name) && plx_dm_remove(name))
+	/*
+	 * A local write cache must be empty before the VDI's claim goes:
+	 * its log holds acknowledged writes the store has not seen yet.
+	 */
+	if (!st.read_only && plx_dm_exists(name) &&
+	    plx_dm_drain_for_release(&plx_dm_real_ops, name, st.vdi,
+				     &pending) < 0)
+		return cli_err(EXIT_STORE, "%s; retry the detach once the store takes writes again",
+			       plx_errmsg());
+	if (plx_dm_exists(name) && plx_dm_remove(name)) {
+		/* Drained and suspended above: let it serve again. */
+		if (plx_dm_suspended(name))
+			plx_dm_resume(name);
 		return cli_err(EXIT_STORE, "cannot remove device %s (is it in use?)",
 			       name);
+	}
 	ret = unclaim(&st);
 	if (ret)
 		return ret;

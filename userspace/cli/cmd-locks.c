@@ -185,7 +185,21 @@ struct fence {
 	u64 id;				/* host, VDI or extent */
 	const char *arg;		/* as given, for --vdi NAME */
 	bool force;
+	bool discard;			/* --discard-cache */
+	unsigned int kept;		/* cache-dirty VDI locks left alone */
 };
+
+/*
+ * A VDI lock whose holder's local write cache still holds writes the
+ * store has not seen stays with that holder: breaking it would let
+ * another host run the VDI without them.
+ */
+static void kept_advice(const struct fence *f)
+{
+	fprintf(stderr,
+		"parallax: unlock: %u VDI lock(s) kept: the holder's local write cache holds writes not yet on the store; attach the VDI on that host again to drain them, or break it with --vdi ID --discard-cache, which loses them\n",
+		f->kept);
+}
 
 static const char *what_name(enum plx_lk_what w)
 {
@@ -233,12 +247,13 @@ static bool tcp_answers(const char *addr)
 }
 
 static int unlock_online(struct plx_store *s, const char *addr, u32 host,
-			 const struct fence *f)
+			 struct fence *f)
 {
 	struct plx_lk_args a = {
 		.id = f->id,
 		.type = f->what,
-		.flags = f->force ? PLX_LK_FORCE : 0,
+		.flags = (f->force ? PLX_LK_FORCE : 0) |
+			 (f->discard ? PLX_LK_DISCARD : 0),
 	};
 	struct plx_lk_client *lk;
 	struct plx_lk_grant g = { 0 };
@@ -258,6 +273,11 @@ static int unlock_online(struct plx_store *s, const char *addr, u32 host,
 	if (st < 0)
 		return cli_err(EXIT_STORE, "lost the lock manager at %s: %s",
 			       addr, plx_errmsg());
+	if (st == PLX_LK_EBUSY && (g.type & PLX_LK_CACHE))
+		return cli_err(EXIT_STORE,
+			       "lock manager at %s refused to break %s: %s (--discard-cache breaks it anyway, losing those writes)",
+			       addr, what, text[0] ? text :
+			       "its holder's local cache holds undrained writes");
 	if (st == PLX_LK_EPERM && !f->force)
 		return cli_err(EXIT_STORE,
 			       "lock manager at %s refused to fence %s: %s (--force fences it anyway)",
@@ -268,11 +288,16 @@ static int unlock_online(struct plx_store *s, const char *addr, u32 host,
 			       addr, what, plx_lk_status_name(st),
 			       text[0] ? ": " : "", text);
 	/* The reply: the old holder, and the new generation (host: count). */
-	if (f->what == PLX_LK_WHAT_HOST)
+	if (f->what == PLX_LK_WHAT_HOST) {
 		printf("fenced host %llu: %llu locks broken\n",
 		       (unsigned long long)f->id,
 		       (unsigned long long)g.generation);
-	else if (!g.holder)
+		if (g.reserved) {
+			f->kept = g.reserved;
+			kept_advice(f);
+			return EXIT_STORE;
+		}
+	} else if (!g.holder)
 		printf("%s was not held: generation %llu\n", what,
 		       (unsigned long long)g.generation);
 	else
@@ -307,10 +332,31 @@ static bool fence_extent(struct plx_store *s, u64 ext, u32 host)
 }
 
 static int fence_vdi(struct plx_store *s, struct plx_vdi_record *v, u32 host,
-		     bool *changed)
+		     struct fence *f, bool *changed)
 {
-	if (!v->holder || (host && le32_to_cpu(v->holder) != host))
+	bool dirty = plx_vdi_cache_dirty(v);
+
+	if ((!v->holder && !dirty) ||
+	    (host && le32_to_cpu(v->holder) != host))
 		return 0;
+	if (dirty && !f->discard) {
+		if (host) {
+			printf("kept VDI %llu: holder %u's local cache holds undrained writes\n",
+			       (unsigned long long)le64_to_cpu(v->id),
+			       le32_to_cpu(v->holder));
+			f->kept++;
+			return 0;
+		}
+		return cli_err(EXIT_STORE,
+			       "VDI %llu has undrained writes in the local cache of host %u; --discard-cache breaks its lock anyway, losing those writes",
+			       (unsigned long long)le64_to_cpu(v->id),
+			       le32_to_cpu(v->holder));
+	}
+	if (dirty)
+		printf("discarded the local cache of VDI %llu on host %u\n",
+		       (unsigned long long)le64_to_cpu(v->id),
+		       le32_to_cpu(v->holder));
+	plx_vdi_set_cache_dirty(v, false);
 	printf("fenced VDI %llu: holder %u, lock generation %llu\n",
 	       (unsigned long long)le64_to_cpu(v->id), le32_to_cpu(v->holder),
 	       (unsigned long long)le64_to_cpu(v->lock_generation) + 1);
@@ -354,7 +400,7 @@ out:
 	return ret;
 }
 
-static int unlock_offline(struct plx_store *s, const struct fence *f)
+static int unlock_offline(struct plx_store *s, struct fence *f)
 {
 	bool changed = false;
 	struct plx_vdi_record *v;
@@ -371,7 +417,7 @@ static int unlock_offline(struct plx_store *s, const struct fence *f)
 			changed |= fence_extent(s, i, host);
 		for (i = 0; i < s->geo.registry_slots && !ret; i++)
 			if (s->slots[i].state == PLX_SLOT_VDI)
-				ret = fence_vdi(s, &s->slots[i].rec, host,
+				ret = fence_vdi(s, &s->slots[i].rec, host, f,
 						&changed);
 		if (!ret)
 			ret = fence_registry(s, host, &changed);
@@ -380,7 +426,7 @@ static int unlock_offline(struct plx_store *s, const struct fence *f)
 		v = plx_vdi_get(s, f->id);
 		if (!v)
 			return cli_liberr();
-		ret = fence_vdi(s, v, 0, &changed);
+		ret = fence_vdi(s, v, 0, f, &changed);
 		break;
 	case PLX_LK_WHAT_EXTENT:
 		if (f->id < s->geo.system_extents ||
@@ -398,8 +444,12 @@ static int unlock_offline(struct plx_store *s, const struct fence *f)
 	}
 	if (!ret && (plx_sync(s) || plx_fsync(s)))
 		ret = cli_liberr();
-	if (!ret && !changed)
+	if (!ret && !changed && !f->kept)
 		printf("nothing to fence: no lock held\n");
+	if (!ret && f->kept) {
+		kept_advice(f);
+		ret = EXIT_STORE;
+	}
 	return ret;
 }
 
@@ -411,6 +461,7 @@ int cmd_unlock(int argc, char **argv)
 		{ "extent", required_argument, NULL, 'e' },
 		{ "registry", no_argument, NULL, 'r' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "discard-cache", no_argument, NULL, 'D' },
 		{ "offline", no_argument, NULL, 'O' },
 		{ "lockd", required_argument, NULL, 'l' },
 		{ "host-id", required_argument, NULL, 'H' },
@@ -448,6 +499,9 @@ int cmd_unlock(int argc, char **argv)
 			break;
 		case 'f':
 			f.force = true;
+			break;
+		case 'D':
+			f.discard = true;
 			break;
 		case 'O':
 			offline = true;
