@@ -175,22 +175,30 @@ static void serve(struct pd *pd, int fd, char *line)
 	if (!argc) {
 		pd_ctl_printf(fd, "error empty request\n");
 	} else if (!strcmp(argv[0], "attach")) {
+		const char *cache = NULL, *cache_mode = NULL;
 		u64 wait = 0;
+		int i;
 
-		if (argc != 5 && argc != 6) {
-			pd_ctl_printf(fd, "error usage: attach <blockstore> <vdi> <name> <rw|ro> [wait=<seconds>]\n");
+		if (argc < 5) {
+			pd_ctl_printf(fd, "error usage: attach <blockstore> <vdi> <name> <rw|ro> [wait=<seconds>] [cache=<log device>] [cache_mode=<always|adaptive>]\n");
 			return;
 		}
-		if (argc == 6 && (strncmp(argv[5], "wait=", 5) ||
-				  plx_parse_u64(argv[5] + 5, &wait) || !wait ||
-				  wait > PD_MAX_WAIT_S)) {
-			pd_ctl_printf(fd, "error '%.64s': expected wait=<seconds>, 1..%d\n",
-				      argv[5], PD_MAX_WAIT_S);
-			return;
+		for (i = 5; i < argc; i++) {
+			if (!strncmp(argv[i], "cache=", 6)) {
+				cache = argv[i] + 6;
+			} else if (!strncmp(argv[i], "cache_mode=", 11)) {
+				cache_mode = argv[i] + 11;
+			} else if (strncmp(argv[i], "wait=", 5) ||
+				   plx_parse_u64(argv[i] + 5, &wait) || !wait ||
+				   wait > PD_MAX_WAIT_S) {
+				pd_ctl_printf(fd, "error '%.64s': expected wait=<seconds> (1..%d), cache=<log device> or cache_mode=<always|adaptive>\n",
+					      argv[i], PD_MAX_WAIT_S);
+				return;
+			}
 		}
 		if (pd_attach(pd, argv[1], argv[2], argv[3], argv[4],
-			      (unsigned int)wait, ok, sizeof(ok), err,
-			      sizeof(err)))
+			      (unsigned int)wait, cache, cache_mode, ok,
+			      sizeof(ok), err, sizeof(err)))
 			pd_ctl_printf(fd, "error %s\n", err);
 		else
 			pd_ctl_printf(fd, "ok %s\n", ok);

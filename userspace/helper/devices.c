@@ -79,6 +79,9 @@ int pd_state_save(struct pd *pd, const struct pd_dev *d)
 			(unsigned long long)d->sectors);
 	if (d->stale)
 		fprintf(f, "stale\n");
+	if (d->cache[0])
+		fprintf(f, "cache %s %s\n", d->cache,
+			d->cache_mode[0] ? d->cache_mode : "-");
 	for (i = 0; i < d->nr; i++)
 		fprintf(f, "extent %llu %llu %c\n",
 			(unsigned long long)d->ext[i].id,
@@ -144,6 +147,14 @@ static struct pd_dev *state_load(struct pd *pd, const char *name)
 			d->sectors = b;
 		} else if (!strcmp(line, "stale\n")) {
 			d->stale = true;
+		} else if (!strncmp(line, "cache ", 6)) {
+			char path[PD_CACHE_PATH_LEN], cmode[16];
+
+			if (sscanf(line, "cache %1023s %15s", path, cmode) == 2) {
+				snprintf(d->cache, sizeof(d->cache), "%s", path);
+				snprintf(d->cache_mode, sizeof(d->cache_mode),
+					 "%s", strcmp(cmode, "-") ? cmode : "");
+			}
 		} else if (sscanf(line, "extent %llu %llu %c", &a, &b,
 				  &kind) == 3 && d->nr < PD_MAX_EXTENTS) {
 			d->ext[d->nr].id = a;
@@ -170,19 +181,31 @@ static struct pd_dev *state_load(struct pd *pd, const char *name)
 
 /* ---- Lock manager helpers ---------------------------------------------- */
 
-/* Release now, or queue the release for when the lock manager is back. */
-static void release_or_defer(struct pd *pd, enum plx_lk_op op, u64 id,
-			     u64 gen, unsigned int *deferred)
+void pd_log_kept_dirty(u64 vdi, const char *why)
 {
-	char why[128];
+	/* The log was not verified empty: the VDI stays with this host. */
+	pd_log(PD_ERR, "VDI %llu stays locked by this host: %s; attach it again with its local cache to replay and drain the log",
+	       (unsigned long long)vdi, why);
+}
+
+/* Release now, or queue the release for when the lock manager is back. */
+static void release_flags(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen,
+			  u32 flags, unsigned int *deferred)
+{
+	struct plx_lk_grant g = { 0 };
+	char why[200];
 	int st = -1;
 
 	if (pd_lk_up(pd))
-		st = pd_lk_call(pd, op, id, gen, 0, NULL, why, sizeof(why));
+		st = pd_lk_call_flags(pd, op, id, gen, 0, flags, &g, why,
+				      sizeof(why));
 	if (st < 0) {
-		pd_pending_add(pd, op, id, gen);
+		pd_pending_add(pd, op, id, gen, flags);
 		if (deferred)
 			(*deferred)++;
+	} else if (st == PLX_LK_EBUSY && op == PLX_LK_UNLOCK_VDI &&
+		   (g.type & PLX_LK_CACHE)) {
+		pd_log_kept_dirty(id, why);
 	} else if (st != PLX_LK_OK) {
 		/* Fenced meanwhile: the lock is no longer ours to release. */
 		pd_log(PD_WARN, "%s %llu (generation %llu): %s",
@@ -191,8 +214,18 @@ static void release_or_defer(struct pd *pd, enum plx_lk_op op, u64 id,
 	}
 }
 
-/* Release every lock of @d (its device is gone); count deferred ones. */
-static unsigned int release_all(struct pd *pd, struct pd_dev *d)
+static void release_or_defer(struct pd *pd, enum plx_lk_op op, u64 id,
+			     u64 gen, unsigned int *deferred)
+{
+	release_flags(pd, op, id, gen, 0, deferred);
+}
+
+/*
+ * Release every lock of @d (its device is gone); count deferred ones.
+ * @clean: its local cache's log was verified empty before the device
+ * went, so the VDI's cache-dirty mark may go with the lock.
+ */
+static unsigned int release_all(struct pd *pd, struct pd_dev *d, bool clean)
 {
 	unsigned int i, deferred = 0;
 
@@ -202,8 +235,8 @@ static unsigned int release_all(struct pd *pd, struct pd_dev *d)
 	for (i = 0; i < d->nr; i++)
 		release_or_defer(pd, PLX_LK_RELEASE_EXTENT, d->ext[i].id,
 				 d->ext[i].gen, &deferred);
-	release_or_defer(pd, PLX_LK_UNLOCK_VDI, d->vdi, d->lock_gen,
-			 &deferred);
+	release_flags(pd, PLX_LK_UNLOCK_VDI, d->vdi, d->lock_gen,
+		      clean ? PLX_LK_CLEAN : 0, &deferred);
 	return deferred;
 }
 
@@ -328,31 +361,91 @@ u64 pd_wall_ms(void)
 static void rw_params(struct pd *pd, const struct pd_dev *d, char *buf,
 		      size_t len)
 {
-	snprintf(buf, len, "%s %llu 6 host_id %u lock_gen %llu low_water %llu",
-		 pd->dev_path, (unsigned long long)d->vdi, pd->host,
-		 (unsigned long long)d->lock_gen,
-		 (unsigned long long)(pd_spare_blocks(pd) + pd->extent_blocks));
+	unsigned int nopts = 6 + (d->cache[0] ? 2 : 0) +
+		(d->cache_mode[0] ? 2 : 0);
+	size_t n;
+
+	n = snprintf(buf, len, "%s %llu %u host_id %u lock_gen %llu low_water %llu",
+		     pd->dev_path, (unsigned long long)d->vdi, nopts, pd->host,
+		     (unsigned long long)d->lock_gen,
+		     (unsigned long long)(pd_spare_blocks(pd) +
+					  pd->extent_blocks));
+	if (d->cache[0] && n < len)
+		n += snprintf(buf + n, len - n, " local_cache %s", d->cache);
+	if (d->cache_mode[0] && n < len)
+		snprintf(buf + n, len - n, " local_cache_mode %s",
+			 d->cache_mode);
+}
+
+/*
+ * LOCK_VDI for a read-write @d.  With a local cache, first without the
+ * flag, to learn whether the VDI is already marked (this host's log from
+ * before a crash: then only this host may drain it), then with
+ * PLX_LK_CACHE, so that the mark is on disk before the table exists.  A
+ * lock manager that does not mark it does not know local caches.  A VDI
+ * marked but attached without a cache would be served without the
+ * writes in the log: refused.  Returns the lock manager's status (EBUSY
+ * with @g->holder), -1 if unreachable, -2 (@why set) if refused here
+ * (the lock stays, marked), or -3 if the lock manager is too old; then
+ * *@held is the lock generation held if the first request was granted.
+ * *@was_dirty tells whether the VDI was marked before this attach.
+ */
+static int lock_vdi(struct pd *pd, struct pd_dev *d, struct plx_lk_grant *g,
+		    bool *was_dirty, u64 *held, char *why, size_t why_len)
+{
+	int st;
+
+	*was_dirty = false;
+	*held = 0;
+	st = pd_lk_call(pd, PLX_LK_LOCK_VDI, d->vdi, 0, 0, g, why, why_len);
+	if (st != PLX_LK_OK)
+		return st;
+	*held = g->generation;
+	*was_dirty = g->type & PLX_LK_CACHE;
+	if (!d->cache[0]) {
+		if (!*was_dirty)
+			return PLX_LK_OK;
+		snprintf(why, why_len, "VDI %llu has writes in this host's local write cache that are not on the store (the lock manager marks it cache-dirty); attach it with that cache to replay and drain them",
+			 (unsigned long long)d->vdi);
+		return -2;
+	}
+	st = pd_lk_call_flags(pd, PLX_LK_LOCK_VDI, d->vdi, 0, 0, PLX_LK_CACHE,
+			      g, why, why_len);
+	if (st == PLX_LK_OK && !(g->type & PLX_LK_CACHE)) {
+		snprintf(why, why_len, "lock manager %s does not know local write caches (it did not mark VDI %llu cache-dirty); upgrade it, or attach without a cache",
+			 pd->lockd_addr, (unsigned long long)d->vdi);
+		return -3;
+	}
+	return st;
 }
 
 /* Undo a failed rw attach: device, extents, VDI lock. */
-static void attach_undo(struct pd *pd, struct pd_dev *d, bool created)
+static void attach_undo(struct pd *pd, struct pd_dev *d, bool created,
+			bool clean)
 {
+	u64 left;
+
+	/* A table that had the cache may have logged (or replayed) writes. */
+	if (created && d->cache[0] && !d->pending)
+		clean = plx_dm_drain_for_release(&plx_dm_real_ops, d->name,
+						 d->vdi, &left) == 1;
 	if (created && plx_dm_remove(d->name))
 		pd_log(PD_ERR, "cannot remove %s after a failed attach: %s",
 		       d->name, plx_errmsg());
 	if (d->rw && d->lock_gen)
-		release_all(pd, d);
+		release_all(pd, d, clean);
 }
 
 int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	      const char *name, const char *mode, unsigned int wait_s,
+	      const char *cache, const char *cache_mode,
 	      char *ok, size_t ok_len, char *err, size_t err_len)
 {
 	struct plx_lk_grant g;
 	struct pd_dev *d;
-	char params[4400], why[128];
-	bool created = false;
-	u64 size;
+	char params[4400], why[400];
+	bool created = false, was_dirty = false;
+	u64 size, held = 0;
 	int st;
 
 	if (!plx_dm_name_ok(name)) {
@@ -365,6 +458,25 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	}
 	if (wait_s && strcmp(mode, "rw")) {
 		snprintf(err, err_len, "wait= is for read-write attaches only");
+		return -1;
+	}
+	if ((cache || cache_mode) && strcmp(mode, "rw")) {
+		snprintf(err, err_len, "cache= is for read-write attaches only");
+		return -1;
+	}
+	if (cache_mode && !cache) {
+		snprintf(err, err_len, "cache_mode= needs cache=");
+		return -1;
+	}
+	if (cache && (!*cache || strlen(cache) >= PD_CACHE_PATH_LEN)) {
+		snprintf(err, err_len, "cache= needs a log device path shorter than %d bytes",
+			 PD_CACHE_PATH_LEN);
+		return -1;
+	}
+	if (cache_mode && strcmp(cache_mode, "always") &&
+	    strcmp(cache_mode, "adaptive")) {
+		snprintf(err, err_len, "cache_mode= is always or adaptive, not '%.32s'",
+			 cache_mode);
 		return -1;
 	}
 	if (!same_store(pd, store)) {
@@ -383,6 +495,11 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	}
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	d->rw = !strcmp(mode, "rw");
+	if (cache)
+		snprintf(d->cache, sizeof(d->cache), "%s", cache);
+	if (cache_mode)
+		snprintf(d->cache_mode, sizeof(d->cache_mode), "%s",
+			 cache_mode);
 	if (vdi_lookup(pd, vdi_arg, &d->vdi, &size, err, err_len))
 		goto fail;
 
@@ -404,8 +521,17 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 			 (unsigned long long)d->vdi);
 		goto fail;
 	}
-	st = pd_lk_call(pd, PLX_LK_LOCK_VDI, d->vdi, 0, 0, &g, why,
-			sizeof(why));
+	st = lock_vdi(pd, d, &g, &was_dirty, &held, why, sizeof(why));
+	if (st == -2) {
+		/* Held by this host before: keep it, with its mark. */
+		snprintf(err, err_len, "%s", why);
+		goto fail;
+	}
+	if (st == -3) {
+		d->lock_gen = held;
+		snprintf(err, err_len, "%s", why);
+		goto fail;
+	}
 	if (st == PLX_LK_EBUSY) {
 		struct pd_dev *o;
 
@@ -425,6 +551,8 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 		snprintf(err, err_len, "cannot lock VDI %llu: %s",
 			 (unsigned long long)d->vdi,
 			 st < 0 ? "lock manager unreachable" : why);
+		/* The first LOCK_VDI was granted: release it. */
+		d->lock_gen = held;
 		goto fail;
 	}
 	d->lock_gen = g.generation;
@@ -487,7 +615,11 @@ done:
 		 d->pending ? " pending" : "");
 	return 0;
 fail:
-	attach_undo(pd, d, created);
+	/*
+	 * Nothing reached a log this attach did not create, so a mark it
+	 * set may go; a mark from before (a crash) stays until drained.
+	 */
+	attach_undo(pd, d, created, !was_dirty);
 	state_remove(pd, name);
 	pd_log(PD_WARN, "attach %s (VDI %s, %s) failed: %s", name, vdi_arg,
 	       mode, err);
@@ -499,6 +631,9 @@ int pd_detach(struct pd *pd, const char *name, char *err, size_t err_len)
 {
 	struct pd_dev *d = pd_dev_find(pd, name);
 	unsigned int deferred;
+	bool clean = false;
+	u64 left;
+	int r;
 
 	if (!d) {
 		snprintf(err, err_len, "device %s is not managed by this parallaxd",
@@ -508,12 +643,31 @@ int pd_detach(struct pd *pd, const char *name, char *err, size_t err_len)
 	/* Queued I/O then fails on the read-only table instead of waiting. */
 	if (d->pending && plx_dm_suspended(name) && plx_dm_resume(name))
 		pd_log(PD_WARN, "%s", plx_errmsg());
+	/*
+	 * Leaving the host (detach, or the source side of a migration): a
+	 * local cache's log must be empty before the lock goes, or another
+	 * host would run the VDI without the writes it holds.  The table
+	 * says whether there is one, whatever the state file says.
+	 */
+	if (d->rw && !d->pending && plx_dm_exists(name)) {
+		r = plx_dm_drain_for_release(&plx_dm_real_ops, name, d->vdi,
+					     &left);
+		if (r < 0) {
+			snprintf(err, err_len, "%s", plx_errmsg());
+			pd_log(PD_ERR, "detach %s refused: %s", name, err);
+			return -1;
+		}
+		clean = r == 1;
+	}
 	if (plx_dm_exists(name) && plx_dm_remove(name)) {
 		snprintf(err, err_len, "cannot remove device %s (is it in use?): %s",
 			 name, strerror(errno));
+		/* Drained and suspended above: let it serve again. */
+		if (plx_dm_suspended(name) && plx_dm_resume(name))
+			pd_log(PD_WARN, "%s", plx_errmsg());
 		return -1;
 	}
-	deferred = release_all(pd, d);
+	deferred = release_all(pd, d, clean);
 	state_remove(pd, name);
 	dev_unlink(pd, d);
 	pd_log(PD_INFO, "detached %s (VDI %llu)%s", name,
@@ -593,7 +747,11 @@ void pd_adopt(struct pd *pd)
 			 */
 			pd_log(PD_INFO, "%s no longer exists; releasing what it held",
 			       name);
-			release_all(pd, d);
+			if (d->cache[0])
+				pd_log(PD_WARN, "%s had the local cache %s: unless its log was drained, the lock manager keeps VDI %llu locked by this host until it is attached again with that cache",
+				       name, d->cache,
+				       (unsigned long long)d->vdi);
+			release_all(pd, d, false);
 			state_remove(pd, name);
 			free(d);
 			continue;
@@ -804,7 +962,7 @@ static void check_one(struct pd *pd, struct pd_dev *d)
 		if (!plx_dm_exists(d->name)) {
 			pd_log(PD_WARN, "%s was removed without detach; releasing what it held",
 			       d->name);
-			release_all(pd, d);
+			release_all(pd, d, false);
 			state_remove(pd, d->name);
 			dev_unlink(pd, d);
 			free(d);
@@ -885,7 +1043,9 @@ static void handover_fail(struct pd *pd, struct pd_dev *d, const char *why)
 static void handover_one(struct pd *pd, struct pd_dev *d)
 {
 	struct plx_lk_grant g;
-	char params[4400], why[128], err[256], msg[256];
+	char params[4400], why[400], err[256], msg[600];
+	bool was_dirty;
+	u64 held;
 	int st;
 
 	if (!plx_dm_exists(d->name)) {
@@ -904,9 +1064,9 @@ static void handover_one(struct pd *pd, struct pd_dev *d)
 	}
 	if (!pd_lk_ensure(pd, false))
 		return;
-	st = pd_lk_call(pd, PLX_LK_LOCK_VDI, d->vdi, 0, 0, &g, why,
-			sizeof(why));
-	if (st < 0)
+	/* A source with a local cache keeps it until its log is drained. */
+	st = lock_vdi(pd, d, &g, &was_dirty, &held, why, sizeof(why));
+	if (st == -1)
 		return;			/* unreachable: retried on reconnection */
 	if (st == PLX_LK_EBUSY) {
 		d->holder = g.holder;
@@ -914,6 +1074,9 @@ static void handover_one(struct pd *pd, struct pd_dev *d)
 	}
 	if (st != PLX_LK_OK) {
 		snprintf(msg, sizeof(msg), "cannot lock it: %s", why);
+		if (held && st != -2)
+			release_flags(pd, PLX_LK_UNLOCK_VDI, d->vdi, held,
+				      was_dirty ? 0 : PLX_LK_CLEAN, NULL);
 		handover_fail(pd, d, msg);
 		return;
 	}
@@ -922,8 +1085,8 @@ static void handover_one(struct pd *pd, struct pd_dev *d)
 	if (plx_dm_reload(d->name, d->sectors, params)) {
 		snprintf(msg, sizeof(msg), "cannot load the read-write table: %s",
 			 plx_errmsg());
-		release_or_defer(pd, PLX_LK_UNLOCK_VDI, d->vdi, d->lock_gen,
-				 NULL);
+		release_flags(pd, PLX_LK_UNLOCK_VDI, d->vdi, d->lock_gen,
+			      was_dirty ? 0 : PLX_LK_CLEAN, NULL);
 		handover_fail(pd, d, msg);
 		return;
 	}

@@ -106,6 +106,13 @@ bool pd_lk_ensure(struct pd *pd, bool force)
 int pd_lk_call(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen, u32 type,
 	       struct plx_lk_grant *grant, char *why, size_t why_len)
 {
+	return pd_lk_call_flags(pd, op, id, gen, type, 0, grant, why, why_len);
+}
+
+int pd_lk_call_flags(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen,
+		     u32 type, u32 flags, struct plx_lk_grant *grant,
+		     char *why, size_t why_len)
+{
 	struct plx_lk_args args;
 	struct plx_lk_grant g;
 	int st;
@@ -119,6 +126,7 @@ int pd_lk_call(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen, u32 type,
 	args.id = id;
 	args.generation = gen;
 	args.type = type;
+	args.flags = flags;
 	memset(&g, 0, sizeof(g));
 	st = plx_lk_call(pd->lk, op, &args, &g, why, why_len);
 	if (st < 0) {
@@ -194,8 +202,10 @@ static void pending_save(struct pd *pd)
 		goto fail;
 	for (i = 0; i < pd->nr_pending; i++)
 		fprintf(f, "%s %llu %llu\n",
-			pd->pending[i].op == PLX_LK_UNLOCK_VDI ? "unlock_vdi" :
-			"release_extent",
+			pd->pending[i].op == PLX_LK_RELEASE_EXTENT ?
+			"release_extent" :
+			pd->pending[i].flags & PLX_LK_CLEAN ?
+			"unlock_vdi_clean" : "unlock_vdi",
 			(unsigned long long)pd->pending[i].id,
 			(unsigned long long)pd->pending[i].gen);
 	if (fflush(f) || fsync(fileno(f))) {
@@ -224,7 +234,10 @@ void pd_pending_load(struct pd *pd)
 	       fscanf(f, "%31s %llu %llu", op, &id, &gen) == 3) {
 		struct pd_pending *p = &pd->pending[pd->nr_pending];
 
-		if (!strcmp(op, "unlock_vdi"))
+		p->flags = 0;
+		if (!strcmp(op, "unlock_vdi_clean"))
+			p->flags = PLX_LK_CLEAN;
+		if (!strcmp(op, "unlock_vdi") || p->flags)
 			p->op = PLX_LK_UNLOCK_VDI;
 		else if (!strcmp(op, "release_extent"))
 			p->op = PLX_LK_RELEASE_EXTENT;
@@ -240,7 +253,8 @@ void pd_pending_load(struct pd *pd)
 		       pd->nr_pending, path);
 }
 
-void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen)
+void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen,
+		    u32 flags)
 {
 	if (pd->nr_pending == PD_MAX_PENDING) {
 		pd_log(PD_ERR, "too many releases waiting for the lock manager; %s %llu stays held until an administrator breaks it",
@@ -250,24 +264,29 @@ void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen)
 	pd->pending[pd->nr_pending].op = op;
 	pd->pending[pd->nr_pending].id = id;
 	pd->pending[pd->nr_pending].gen = gen;
+	pd->pending[pd->nr_pending].flags = flags;
 	pd->nr_pending++;
 	pending_save(pd);
 }
 
 void pd_pending_flush(struct pd *pd)
 {
-	char why[128];
+	struct plx_lk_grant g;
+	char why[200];
 	unsigned int i = 0, before = pd->nr_pending;
 	int st;
 
 	while (i < pd->nr_pending && pd->lk) {
 		struct pd_pending *p = &pd->pending[i];
 
-		st = pd_lk_call(pd, p->op, p->id, p->gen, 0, NULL, why,
-				sizeof(why));
+		st = pd_lk_call_flags(pd, p->op, p->id, p->gen, 0, p->flags,
+				      &g, why, sizeof(why));
 		if (st < 0)
 			break;		/* down again; keep the rest */
-		if (st == PLX_LK_OK)
+		if (st == PLX_LK_EBUSY && p->op == PLX_LK_UNLOCK_VDI &&
+		    (g.type & PLX_LK_CACHE))
+			pd_log_kept_dirty(p->id, why);
+		else if (st == PLX_LK_OK)
 			pd_log(PD_INFO, "deferred %s %llu (generation %llu) done",
 			       plx_lk_op_name(p->op),
 			       (unsigned long long)p->id,

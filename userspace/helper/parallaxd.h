@@ -16,6 +16,7 @@
 #include "lockproto.h"
 
 #define PD_MAX_EXTENTS		256	/* per device */
+#define PD_CACHE_PATH_LEN	1024	/* a local write cache's log device */
 #define PD_MAX_PENDING		1024	/* releases waiting for the lock manager */
 /*
  * Bounds every wait on the lock manager (connect, each reply).  A grant
@@ -74,6 +75,14 @@ struct pd_dev {
 	u64 wait_until;
 	u64 sectors;
 	u32 holder;			/* last EBUSY's holder, for the logs */
+	/*
+	 * Local write cache: the log device ("" if none) and mode ("" for
+	 * the target's default).  The lock manager marks the VDI
+	 * cache-dirty while this host holds it with a cache; only a release
+	 * made after a verified drain (PLX_LK_CLEAN) clears the mark.
+	 */
+	char cache[PD_CACHE_PATH_LEN];
+	char cache_mode[16];
 };
 
 /* A release the lock manager has not heard of yet. */
@@ -81,6 +90,7 @@ struct pd_pending {
 	enum plx_lk_op op;		/* RELEASE_EXTENT or UNLOCK_VDI */
 	u64 id;
 	u64 gen;
+	u32 flags;			/* UNLOCK_VDI: PLX_LK_CLEAN or 0 */
 };
 
 struct pd {
@@ -145,12 +155,17 @@ bool pd_lk_ensure(struct pd *pd, bool force);
  */
 int pd_lk_call(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen, u32 type,
 	       struct plx_lk_grant *grant, char *why, size_t why_len);
+/* The same with request flags (PLX_LK_CACHE, PLX_LK_CLEAN). */
+int pd_lk_call_flags(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen,
+		     u32 type, u32 flags, struct plx_lk_grant *grant,
+		     char *why, size_t why_len);
 void pd_lk_timer(struct pd *pd);
 /* The lock manager's fd polled readable: unsolicited data or EOF. */
 void pd_lk_readable(struct pd *pd);
 void pd_lk_drop(struct pd *pd, const char *why);
 /* Queue a release for when the lock manager is back. */
-void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen);
+void pd_pending_add(struct pd *pd, enum plx_lk_op op, u64 id, u64 gen,
+		    u32 flags);
 void pd_pending_flush(struct pd *pd);
 /* $RUN_DIR/parallaxd.pending keeps the queue across restarts. */
 void pd_pending_load(struct pd *pd);
@@ -165,6 +180,8 @@ void pd_gc_begin_done(struct pd *pd);
 
 /* devices.c */
 struct pd_dev *pd_dev_find(struct pd *pd, const char *name);
+/* An UNLOCK_VDI refused because the VDI is cache-dirty: say what to do. */
+void pd_log_kept_dirty(u64 vdi, const char *why);
 /* Free blocks to keep in hand per type: --spare percent of an extent. */
 u64 pd_spare_blocks(const struct pd *pd);
 int pd_state_save(struct pd *pd, const struct pd_dev *d);
@@ -180,6 +197,7 @@ void pd_devs_check(struct pd *pd);
  */
 int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 	      const char *name, const char *mode, unsigned int wait_s,
+	      const char *cache, const char *cache_mode,
 	      char *ok, size_t ok_len, char *err, size_t err_len);
 /* Any device waiting for a hand-over?  Then tick every 200 ms. */
 bool pd_devs_any_pending(struct pd *pd);
