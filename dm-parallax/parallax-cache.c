@@ -369,6 +369,58 @@ static bool plx_cache_bio_partial(struct plx_cache *c, struct bio *bio)
 		bio_sectors(bio) < PLX_SECTORS_PER_BLOCK);
 }
 
+/*
+ * Copy @bio's data into the record's pages from page @p, at @pos within
+ * it.  A segment may cross a block boundary (an unaligned buffer).
+ */
+static unsigned int plx_cache_copy_bio(struct plx_log_write *w,
+				       struct bio *bio, unsigned int p,
+				       unsigned int pos)
+{
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, bio, iter) {
+		unsigned int done = 0;
+
+		while (done < bv.bv_len) {
+			unsigned int n = min(bv.bv_len - done,
+					     (unsigned int)PLX_BLOCK_SIZE - pos);
+
+			memcpy_from_page(page_address(w->pages[p]) + pos,
+					 bv.bv_page, bv.bv_offset + done, n);
+			done += n;
+			pos += n;
+			if (pos == PLX_BLOCK_SIZE) {
+				pos = 0;
+				p++;
+			}
+		}
+	}
+	return pos ? p + 1 : p;
+}
+
+/*
+ * The records still being written hold newer data than the index: a
+ * read-modify-write of a block one of them holds waits for it.
+ */
+static void plx_cache_wait_staged(struct plx_cache *c, u64 vblock)
+{
+	void *entry = xa_load(&c->staged, vblock);
+	u64 seq;
+
+	if (!entry)
+		return;
+	seq = xa_to_value(entry);
+	wait_event(c->drain_wait, READ_ONCE(c->written_seq) > seq ||
+		   READ_ONCE(c->failed));
+}
+
+static int plx_cache_stage(struct plx_cache *c, u64 vblock, u64 seq)
+{
+	return xa_err(xa_store(&c->staged, vblock, xa_mk_value(seq), GFP_NOIO));
+}
+
 /* Copy the bios' data into the record and fill in its header. */
 static int plx_cache_fill(struct plx_cache *c, struct plx_log_write *w,
 			  u64 next)
@@ -378,44 +430,37 @@ static int plx_cache_fill(struct plx_cache *c, struct plx_log_write *w,
 	unsigned int n = 0, p = 0, i;
 	u32 crc = ~0U;
 	struct bio *bio;
+	int r;
 
 	memset(rec, 0, PLX_BLOCK_SIZE);
 	bio_list_for_each(bio, &w->bios) {
 		sector_t off = dm_target_offset(t->ti, bio->bi_iter.bi_sector);
 		u64 vblock = off >> (PLX_BLOCK_SHIFT - SECTOR_SHIFT);
 		unsigned int blocks = plx_cache_bio_blocks(c, bio);
-		struct bvec_iter iter;
-		struct bio_vec bv;
-		unsigned int pos;
+		bool discard = bio_op(bio) == REQ_OP_DISCARD;
 
-		if (bio_op(bio) == REQ_OP_DISCARD) {
+		if (!discard && plx_cache_bio_partial(c, bio)) {
+			plx_cache_wait_staged(c, vblock);
+			w->pages[w->nr_pages++] = alloc_page(GFP_NOIO | __GFP_NOFAIL);
+			r = plx_cache_read_block(c, vblock, w->pages[p]);
+			if (r)
+				return r;
+		} else if (!discard) {
+			/* Its sequence number is taken: it must be written. */
 			for (i = 0; i < blocks; i++)
-				rec->entries[n++] = cpu_to_le64((vblock + i) |
-								PLX_LOG_DISCARD);
-			continue;
+				w->pages[w->nr_pages++] =
+					alloc_page(GFP_NOIO | __GFP_NOFAIL);
 		}
 		for (i = 0; i < blocks; i++) {
-			/* Its sequence number is taken: it must be written. */
-			w->pages[w->nr_pages++] = alloc_page(GFP_NOIO | __GFP_NOFAIL);
-			rec->entries[n++] = cpu_to_le64(vblock + i);
-		}
-		pos = (off & (PLX_SECTORS_PER_BLOCK - 1)) << SECTOR_SHIFT;
-		if (plx_cache_bio_partial(c, bio)) {
-			int r = plx_cache_read_block(c, vblock, w->pages[p]);
-
+			rec->entries[n++] = cpu_to_le64((vblock + i) |
+							(discard ? PLX_LOG_DISCARD : 0));
+			r = plx_cache_stage(c, vblock + i, w->seq);
 			if (r)
 				return r;
 		}
-		bio_for_each_segment(bv, bio, iter) {
-			memcpy_from_bvec(page_address(w->pages[p]) + pos, &bv);
-			pos += bv.bv_len;
-			if (pos == PLX_BLOCK_SIZE) {
-				pos = 0;
-				p++;
-			}
-		}
-		if (pos)
-			p++;
+		if (!discard)
+			p = plx_cache_copy_bio(w, bio, p, (off & (PLX_SECTORS_PER_BLOCK - 1))
+						  << SECTOR_SHIFT);
 	}
 	for (i = 0; i < w->nr_pages; i++)
 		crc = crc32c(crc, page_address(w->pages[i]), PLX_BLOCK_SIZE);
@@ -602,6 +647,8 @@ static int plx_cache_index(struct plx_cache *c, struct plx_log_write *w)
 
 		if (r)
 			return r;
+		xa_cmpxchg(&c->staged, e & ~PLX_LOG_DISCARD, xa_mk_value(w->seq),
+			   NULL, GFP_NOIO);
 	}
 	return 0;
 }
@@ -692,7 +739,7 @@ static int plx_cache_apply_write(struct plx_cache *c, u64 block,
 	u64 start;
 	int r;
 
-	r = plx_log_read(c, block + 1, c->drain_pages, data);
+	r = data ? plx_log_read(c, block + 1, c->drain_pages, data) : 0;
 	if (r)
 		return r;
 	for (i = 0; i < data; i++)
@@ -1051,6 +1098,7 @@ int plx_cache_create(struct plx_target *t, struct dm_target *ti,
 	init_waitqueue_head(&c->drain_wait);
 	init_waitqueue_head(&c->read_wait);
 	xa_init(&c->index);
+	xa_init(&c->staged);
 	mutex_init(&c->write_mutex);
 	INIT_WORK(&c->writer, plx_cache_writer);
 	INIT_WORK(&c->completer, plx_cache_completer);
@@ -1097,6 +1145,7 @@ void plx_cache_destroy(struct plx_cache *c)
 	if (c->drain_hdr)
 		__free_page(c->drain_hdr);
 	xa_destroy(&c->index);
+	xa_destroy(&c->staged);
 	if (c->claimed)
 		plx_cache_unclaim(c);
 	if (c->dev)

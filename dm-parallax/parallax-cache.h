@@ -89,6 +89,8 @@ struct plx_cache {
 
 	/* vblock -> xa_mk_value(log block of its newest data); 0 = discarded */
 	struct xarray index;
+	/* vblock -> xa_mk_value(seq) of a record not yet written; writer only */
+	struct xarray staged;
 
 	/* Reads sent to the log, by generation: reclaim waits them out. */
 	spinlock_t read_lock;
