@@ -169,9 +169,18 @@ struct plx_vdi_record {
 	__le64 lock_generation;
 	__le32 holder;			/* host id of the VDI lock holder; 0 = none */
 	__u8 height;			/* radix tree levels, 1..PLX_MAX_HEIGHT */
-	__u8 reserved[3];
+	__u8 lock_flags;		/* PLX_VDI_LOCK_* */
+	__u8 reserved[2];
 	char name[PLX_NAME_LEN];
 } __packed;
+
+/*
+ * Set by the lock manager while the VDI's holder runs it with a local
+ * write cache whose log may hold writes the store has not seen
+ * (Documentation/lock-protocol.rst, "Local write caches").  Once a
+ * reserved byte, so it is not checked: older tools carry it over.
+ */
+#define PLX_VDI_LOCK_CACHE_DIRTY	BIT(0)
 
 /*
  * Snapshot log: a chain of blocks, newest first, each holding up to

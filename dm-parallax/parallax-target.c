@@ -390,6 +390,17 @@ static int plx_load_vdi(struct plx_target *t, struct dm_target *ti)
 		ti->error = "VDI lock generation is stale: the lock was broken or granted again";
 		return -ESTALE;
 	}
+	/*
+	 * Writes this host acknowledged may still be in the log of its
+	 * local cache: writing without it would put older data on top.
+	 */
+	if (t->mode == PLX_MODE_OK && !t->cache_path &&
+	    (t->vdi.lock_flags & PLX_VDI_LOCK_CACHE_DIRTY)) {
+		DMERR("VDI %llu is cache-dirty: its local cache may hold writes the store lacks",
+		      t->vdi_id);
+		ti->error = "VDI has a local cache that is not drained: load it with local_cache";
+		return -EBUSY;
+	}
 	r = plx_check_snaplog_head(t, ti);
 	if (r)
 		return r;

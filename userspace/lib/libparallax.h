@@ -190,28 +190,19 @@ int plx_alloc(struct plx_store *s, enum plx_extent_type type, u64 *blocknr);
 /* The valid record of VDI @id, or NULL (error set) if free/bad/out of range. */
 struct plx_vdi_record *plx_vdi_get(struct plx_store *s, u64 id);
 bool plx_vdi_live(const struct plx_vdi_record *v);
-/*
- * The lock manager's cache-dirty mark (Documentation/lock-protocol.rst,
- * "Local write caches"): set while the VDI's lock holder runs it with a
- * local write cache whose log may hold writes the store has not seen.
- * It lives in the first reserved byte after the record's height, which
- * plx_vdi_check() ignores and every writer of the record (the kernel's
- * snapshot commit, the library, parallax-lockd) carries over unchanged,
- * so older kernels and tools keep working on marked records.
- */
-#define PLX_VDI_LOCK_CACHE_DIRTY	0x01
+/* The lock manager's cache-dirty mark (PLX_VDI_LOCK_CACHE_DIRTY). */
 static inline bool plx_vdi_cache_dirty(const struct plx_vdi_record *v)
 {
-	return v->reserved[0] & PLX_VDI_LOCK_CACHE_DIRTY;
+	return v->lock_flags & PLX_VDI_LOCK_CACHE_DIRTY;
 }
 
 static inline void plx_vdi_set_cache_dirty(struct plx_vdi_record *v,
 					   bool dirty)
 {
 	if (dirty)
-		v->reserved[0] |= PLX_VDI_LOCK_CACHE_DIRTY;
+		v->lock_flags |= PLX_VDI_LOCK_CACHE_DIRTY;
 	else
-		v->reserved[0] &= (u8)~PLX_VDI_LOCK_CACHE_DIRTY;
+		v->lock_flags &= (u8)~PLX_VDI_LOCK_CACHE_DIRTY;
 }
 
 /* Seal and write @v to its registry slot (no fsync); updates s->slots. */
