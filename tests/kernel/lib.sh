@@ -111,11 +111,17 @@ new_store() {
 	"$P" format "$1" --extent-size 4M >/dev/null
 }
 
-# kt_boot DESC [uml-run options] -- COMMAND...: boot the guest from $T and
-# report its checks, then whether the kernel stayed clean.
+# kt_boot DESC [--want STATUS] [uml-run options] -- COMMAND...: boot the
+# guest from $T and report its checks, then whether uml-run ended with
+# STATUS (default 0: the guest finished and the kernel stayed clean; 137
+# for a --kill-after power cut with a clean kernel log).
 kt_boot() {
-	local desc=$1 rc line t0
+	local desc=$1 want=0 rc line t0
 	shift
+	if [ "${1:-}" = --want ]; then
+		want=$2
+		shift 2
+	fi
 	t0=$(date +%s)
 	: >"$T/results"
 	(cd "$T" && KT_GUEST=1 "$UMLRUN" "$@") >"$T/uml.log" 2>&1
@@ -127,13 +133,13 @@ kt_boot() {
 		"# "*) echo "$line" ;;
 		esac
 	done <"$T/results"
-	if [ "$rc" = 0 ]; then
-		ok "$desc: guest finished, no kernel splat ($(($(date +%s) - t0)) s)"
-	else
-		not_ok "$desc: guest run failed (uml-run status $rc; 125 = kernel splat or crash)"
-		grep -v '^+' "$T/uml.log" | tail -60 | sed 's/^/# /'
+	if [ "$rc" = "$want" ]; then
+		ok "$desc: uml-run status $rc, no kernel splat ($(($(date +%s) - t0)) s)"
+		return 0
 	fi
-	return "$rc"
+	not_ok "$desc: uml-run status $rc, want $want (125 = kernel splat or crash)"
+	grep -v '^+' "$T/uml.log" | tail -60 | sed 's/^/# /'
+	return 1
 }
 
 finish() {
