@@ -29,7 +29,11 @@
 #define PLX_DRAIN_MIN_WINDOW	4
 #define PLX_DRAIN_MAX_WINDOW	256
 
-/* One table per log device: two VDIs must never share a ring. */
+/*
+ * One device per log: two VDIs, or two devices of one VDI, must never
+ * share a ring.  Only the tables of one mapped device (its live table
+ * and the one a reload brings in) may hold it together.
+ */
 static DEFINE_MUTEX(plx_cache_devs_lock);
 static LIST_HEAD(plx_cache_devs);
 
@@ -38,11 +42,13 @@ struct plx_cache_dev {
 	dev_t dev;
 	u64 vdi;
 	u8 store_uuid[16];
-	unsigned int users;		/* tables of that VDI, during a reload */
+	struct mapped_device *md;
+	unsigned int users;		/* tables of that device, during a reload */
 };
 
-static int plx_cache_claim(struct plx_cache *c)
+static int plx_cache_claim(struct plx_cache *c, struct dm_target *ti)
 {
+	struct mapped_device *md = dm_table_get_md(ti->table);
 	struct plx_target *t = c->t;
 	struct plx_cache_dev *d;
 	int r = 0;
@@ -52,10 +58,15 @@ static int plx_cache_claim(struct plx_cache *c)
 		if (d->dev != c->dev->bdev->bd_dev)
 			continue;
 		if (d->vdi != t->vdi_id ||
-		    memcmp(d->store_uuid, t->store.geo.uuid, 16))
+		    memcmp(d->store_uuid, t->store.geo.uuid, 16)) {
+			ti->error = "Local cache device is in use by another VDI";
 			r = -EBUSY;
-		else
+		} else if (d->md != md) {
+			ti->error = "Local cache device is in use by another device of this VDI";
+			r = -EBUSY;
+		} else {
 			d->users++;
+		}
 		goto out;
 	}
 	d = kzalloc(sizeof(*d), GFP_KERNEL);
@@ -66,6 +77,7 @@ static int plx_cache_claim(struct plx_cache *c)
 	d->dev = c->dev->bdev->bd_dev;
 	d->vdi = t->vdi_id;
 	memcpy(d->store_uuid, t->store.geo.uuid, 16);
+	d->md = md;
 	d->users = 1;
 	list_add(&d->list, &plx_cache_devs);
 out:
@@ -1107,11 +1119,9 @@ int plx_cache_create(struct plx_target *t, struct dm_target *ti,
 	r = plx_log_open(c, ti, path);
 	if (r)
 		return r;
-	r = plx_cache_claim(c);
-	if (r) {
-		ti->error = "Local cache device is in use by another VDI";
+	r = plx_cache_claim(c, ti);
+	if (r)
 		return r;
-	}
 	c->claimed = true;
 	c->wq = alloc_workqueue("dm-" DM_MSG_PREFIX "-cache",
 				WQ_MEM_RECLAIM | WQ_UNBOUND, 0);

@@ -131,8 +131,10 @@ static int plx_parse_features(struct dm_arg_set *as, struct plx_target *t,
 		} else if (!strcasecmp(name, "local_cache")) {
 			t->cache_path = dm_shift_arg(as);
 		} else if (!strcasecmp(name, "local_cache_mode")) {
+			t->cache_tuned = true;
 			r = plx_parse_cache_mode(dm_shift_arg(as), t, ti);
 		} else if (!strcasecmp(name, "local_cache_latency_ms")) {
+			t->cache_tuned = true;
 			r = plx_read_arg(&latency, as, &val, &ti->error);
 			t->cache_latency_ms = val;
 		} else if (!strcasecmp(name, "snapshot_seq")) {
@@ -440,9 +442,7 @@ static int plx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = plx_parse_features(&as, t, ti);
 	if (r)
 		goto bad;
-	if ((t->cache_mode != PLX_CACHE_ADAPTIVE ||
-	     t->cache_latency_ms != PLX_DEFAULT_CACHE_LATENCY_MS) &&
-	    !t->cache_path) {
+	if (t->cache_tuned && !t->cache_path) {
 		ti->error = "local_cache_mode and local_cache_latency_ms need local_cache";
 		r = -EINVAL;
 		goto bad;

@@ -56,6 +56,7 @@ struct plx_target {
 	const char *cache_path;		/* local_cache, for the constructor */
 	enum plx_cache_mode cache_mode;
 	unsigned int cache_latency_ms;
+	bool cache_tuned;		/* local_cache_mode or _latency_ms given */
 
 	/*
 	 * The radix root, held in the cache for the target's lifetime.
