@@ -27,8 +27,36 @@ source "$(dirname "$0")/lib.sh"
 
 CPY="/usr/bin/python3 $KT_DIR/cache.py"
 M=1048576
-# CACHE_PARTS: the boots to run (A, BC, D; default all).
+# CACHE_PARTS: the boots to run (A, BC, D).  Without it, the three run at
+# once, each in a run of this script of its own, and their checks are
+# numbered here, in the order A, BC, D.
 part() { [[ " ${CACHE_PARTS:-A BC D} " == *" $1 "* ]]; }
+if [ -z "${CACHE_PARTS:-}" ]; then
+	declare -A lane
+	for l in A BC D; do
+		CACHE_PARTS=$l "$0" >"$T/lane-$l.out" 2>&1 &
+		lane[$l]=$!
+	done
+	for l in A BC D; do
+		wait "${lane[$l]}"
+		echo "$?" >"$T/lane-$l.rc"
+	done
+	cat "$T/lane-A.out" "$T/lane-BC.out" "$T/lane-D.out" >"$T/lanes.out"
+	while IFS= read -r line; do
+		case $line in
+		"ok "[0-9]*) ok "${line#ok * - }" ;;
+		"not ok "[0-9]*) not_ok "${line#not ok * - }" ;;
+		1..*) ;;
+		*) echo "$line" ;;
+		esac
+	done <"$T/lanes.out"
+	for l in A BC D; do
+		rc=$(cat "$T/lane-$l.rc")
+		[ "$rc" = 0 ] || grep -q '^not ok' "$T/lane-$l.out" ||
+			not_ok "part $l exited with status $rc without reporting a failure"
+	done
+	finish
+fi
 
 # ---- guest helpers ------------------------------------------------------------
 cat >"$T/cg.sh" <<'GUEST'
@@ -63,10 +91,14 @@ cache_on() {
 		return 1
 	fi
 	dmsetup --noudevsync resume "$name" || return 1
+	LOAD_STATUS=$(dmsetup status "$name")
 	for e in $ext; do
 		dmsetup message "$name" 0 add_extent "${e%%:*}" || return 1
 	done
 }
+# load_status FIELD: a status field (as g_status) of the device as it was
+# right after cache_on resumed it, before the extents were granted.
+load_status() { echo "$LOAD_STATUS" | awk -v f="$1" '{ print $(3 + f) }'; }
 # attach_cached NAME STORE LOG ATTACH-OPTS -- CACHE-OPTS: attach and cache_on.
 attach_cached() {
 	local name=$1 store=$2 log=$3 aopts=()
@@ -148,6 +180,7 @@ detach() {
 GUEST
 
 if part A; then
+echo "# part A"
 # ---- A: fio verify through the log; snapshots in the log --------------------
 # v1 (fio), d (discards) and u (unaligned writes) on one store, s
 # (snapshots) on another; each VDI has a log of its own.  d and u come
@@ -201,16 +234,16 @@ want "v1: status field 12 (cache mode)" "$(g_status v1 12)" always
 want "v1: status field 13 (cache state)" "$(g_status v1 13)" logging
 want "v1: status field 15 (log capacity, 128 MiB log)" "$(g_status v1 15)" 32767
 
-g_fio "random 4k writes through the log verify" --rw=randwrite --bs=4k --offset=0 --size=2M
+g_fio "random 4k writes through the log verify" --rw=randwrite --bs=4k --offset=0 --size=1M
 want_gt "records pending after the 4k fio verify" "$(g_status v1 16)" 0
-g_fio "sequential 64k writes verify" --rw=write --bs=64k --offset=2M --size=4M
-g_fio "random 64k writes verify" --rw=randwrite --bs=64k --offset=6M --size=2M
-g_fio "random 4k read/write mix verify" --rw=randrw --bs=4k --offset=8M --size=2M
-g_fio "random 512-byte writes verify" --rw=randwrite --bs=512 --offset=10M --size=256k
+g_fio "sequential 64k writes verify" --rw=write --bs=64k --offset=2M --size=2M
+g_fio "random 64k writes verify" --rw=randwrite --bs=64k --offset=6M --size=1M
+g_fio "random 4k read/write mix verify" --rw=randrw --bs=4k --offset=8M --size=1M
+g_fio "random 512-byte writes verify" --rw=randwrite --bs=512 --offset=10M --size=128k
 g_fio "sequential 512-byte writes from 10M+256k+512 verify" --rw=write --bs=512 \
-	--offset=$((10 * M + 262144 + 512)) --size=$((256 * 1024 - 1024))
+	--offset=$((10 * M + 262144 + 512)) --size=$((128 * 1024 - 1024))
 g_fio "sequential 1536-byte writes from 11M+512 verify" --rw=write --bs=1536 \
-	--offset=$((11 * M + 512)) --size=$((1536 * 300))
+	--offset=$((11 * M + 512)) --size=$((1536 * 150))
 want_gt "records pending while the fio verify passes read" "$(g_status v1 16)" 0
 readall $D "$T/v1.pre"
 pend=$(g_status v1 16)
@@ -220,7 +253,7 @@ g_check "v1: store writes fast again" set_delay sa /dev/ubda 0
 drain v1
 readall $D "$T/v1.post"
 same "v1 reads the same after the drain as from the log" "$T/v1.post" "$T/v1.pre"
-KT_FIO_TAG=2 g_fio "fio after the drain, 4k random verify" --rw=randwrite --bs=4k --offset=12M --size=1M
+KT_FIO_TAG=2 g_fio "fio after the drain, 4k random verify" --rw=randwrite --bs=4k --offset=12M --size=512k
 readall $D "$T/v1.live"
 detach v1
 
@@ -279,7 +312,7 @@ fi
 if attach_cached u /dev/mapper/sa /dev/ubdf --data-extents 4 -- local_cache_mode always; then
 	g_check "store writes delayed by 50 ms" set_delay sa /dev/ubda 50
 	readall /dev/mapper/u "$T/umodel"
-	if $KTPY uwrite /dev/mapper/u "$T/umodel" 42 300 0 $((8 * M)) >"$T/g.out" 2>&1; then
+	if $KTPY uwrite /dev/mapper/u "$T/umodel" 42 200 0 $((8 * M)) >"$T/g.out" 2>&1; then
 		g_ok "u: unaligned O_DIRECT writes: $(cat "$T/g.out")"
 	else
 		g_not_ok "u: unaligned O_DIRECT writes"; sed 's/^/# /' "$T/g.out" >>"$T/results"
@@ -329,9 +362,10 @@ fi
 fi
 
 if part BC; then
+echo "# part BC"
 # ---- B: a crash with undrained logs; C: the replay ---------------------------
 # All on one store, each VDI with its own log:
-#  c2  stamped writes by 4 threads for 2 s, then a flush;
+#  c2  stamped writes by 4 threads for 1.5 s, then a flush;
 #  m1  a snapshot marker still pending at the crash (behind 256 records);
 #  m2  a marker applied before the crash, its record not yet past the
 #      log's drained point, so replayed again;
@@ -422,7 +456,7 @@ echo "${id#*@}" >"$T/m1.id"
 dd if="$T/m1b" of=/dev/mapper/m1 bs=64k oflag=direct conv=fsync status=none
 want "m1: status field 18 lists the pending snapshot" "$(g_status m1 18)" "$(cat "$T/m1.id")"
 # c2: stamped writes, then a flush.
-if $KTPY stampwrite /dev/mapper/c2 1024 2 "$T/c2.json" 4 >"$T/g.out" 2>&1 &&
+if $KTPY stampwrite /dev/mapper/c2 1024 1.5 "$T/c2.json" 4 >"$T/g.out" 2>&1 &&
 	sync /dev/mapper/c2; then
 	g_ok "c2: stamped writes and a flush: $(cat "$T/g.out")"
 else
@@ -523,28 +557,29 @@ replay() {
 }
 # c5 and c6 first, with a store so slow that the count right after the
 # load is the replayed records, before the drain has moved.
-g_check "store writes delayed by 3 s" set_delay sb /dev/ubda 3000
+g_check "store writes delayed by 1 s" set_delay sb /dev/ubda 1000
 replay c5 /dev/ubde
-want "c5: the replay stops at the damaged last record (records pending)" "$(g_status c5 16)" 7
+want "c5: the replay stops at the damaged last record (records pending)" "$(load_status 16)" 7
 readall /dev/mapper/c5 "$T/c5.read"
 same "c5: records 1-7 read new, the damaged record's blocks old" "$T/c5.read" "$T/c5.want"
 replay c6 /dev/ubdf
-want "c6: the replay stops at the damaged 5th record (records pending)" "$(g_status c6 16)" 4
+want "c6: the replay stops at the damaged 5th record (records pending)" "$(load_status 16)" 4
 readall /dev/mapper/c6 "$T/c6.read"
 same "c6: records 1-4 read new, records 5-8 old" "$T/c6.read" "$T/c6.want"
 g_check "store writes delayed by 100 ms" set_delay sb /dev/ubda 100
 replay c2 /dev/ubdb
-want_gt "c2: records pending right after the load" "$(g_status c2 16)" 0
+want_gt "c2: records pending right after the load" "$(load_status 16)" 0
 readall /dev/mapper/c2 "$T/c2.read"
 head -c $((4 * M)) "$T/c2.read" >"$T/c2.read4"
 same "c2 reads every acknowledged stamp at once after the replay" "$T/c2.read4" "$T/c2.want"
 replay m1 /dev/ubdc
-want "m1: status field 18 lists the replayed marker" "$(g_status m1 18)" "$q1"
-want_gt "m1: records pending right after the load" "$(g_status m1 16)" 0
+want "m1: status field 18 lists the replayed marker" "$(load_status 18)" "$q1"
+want_gt "m1: records pending right after the load" "$(load_status 16)" 0
 readall /dev/mapper/m1 "$T/m1.read"
 same "m1 reads its newest data after the replay" "$T/m1.read" "$T/m1.want"
 replay m2 /dev/ubdd
-want_gt "m2: records pending right after the load" "$(g_status m2 16)" 0
+want "m2: status field 18 lists the replayed, already applied marker" "$(load_status 18)" "$q2"
+want_gt "m2: records pending right after the load" "$(load_status 16)" 0
 readall /dev/mapper/m2 "$T/m2.read"
 same "m2 reads its newest data after the replay" "$T/m2.read" "$T/m2.want"
 
@@ -565,7 +600,7 @@ done
 # The damaged record stays dead: a new load replays nothing.
 g_check "attach c5 again" "$P" attach /dev/mapper/sb c5 --data-extents 4
 replay c5 /dev/ubde
-want "c5: nothing to replay on the next load" "$(g_status c5 16)" 0
+want "c5: nothing to replay on the next load" "$(load_status 16)" 0
 readall /dev/mapper/c5 "$T/c5.read"
 same "c5 still reads the old data of the damaged record" "$T/c5.read" "$T/c5.want"
 detach c5
@@ -603,6 +638,7 @@ fi
 
 
 if part D; then
+echo "# part D"
 # ---- D: a full log; adaptive mode; refusals ----------------------------------
 SF=$T/f-store.img
 LF=$T/f-log.img
@@ -627,24 +663,24 @@ for l in "$LF" "$LAD" "$T/r1-log.img" "$T/r2-log.img"; do
 done
 truncate -s 32M "$LAD"
 "$P" cache-init --force "$LAD" >/dev/null
-head -c $((2 * M)) /dev/urandom >"$T/f.data"
+head -c $((1 * M)) /dev/urandom >"$T/f.data"
 
 cat >"$T/guestD.sh" <<'GUEST'
 set -u
 source "$T/cg.sh"
-# A full log: 1 MiB (255 blocks of ring), a store whose writes take 50 ms.
+# A full log: 1 MiB (255 blocks of ring), a store whose writes take 30 ms.
 slow sf /dev/ubda 0 || g_not_ok "dm-delay over the store"
 if attach_cached f /dev/mapper/sf /dev/ubdb --data-extents 8 -- local_cache_mode always; then
 	want "f: status field 15 (log capacity, 1 MiB log)" "$(g_status f 15)" 255
-	g_check "store writes delayed by 50 ms" set_delay sf /dev/ubda 50
+	g_check "store writes delayed by 30 ms" set_delay sf /dev/ubda 30
 	KT_FIO_DEV=/dev/mapper/f
 	poll_start f "$T/f.poll"
-	g_fio "f: sequential 64k writes, 3 MiB through a 1 MiB log, verify" --rw=write --bs=64k --size=3M
-	g_fio "f: random 4k writes verify" --rw=randwrite --bs=4k --offset=4M --size=512k
+	g_fio "f: sequential 64k writes, 2 MiB through a 1 MiB log, verify" --rw=write --bs=64k --size=2M
+	g_fio "f: random 4k writes verify" --rw=randwrite --bs=4k --offset=4M --size=256k
 	if bounded 60 dd if="$T/f.data" of=/dev/mapper/f bs=256k seek=32 oflag=direct status=none; then
-		g_ok "f: 2 MiB of 256k writes complete"
+		g_ok "f: 1 MiB of 256k writes complete"
 	else
-		g_not_ok "f: 2 MiB of 256k writes complete"
+		g_not_ok "f: 1 MiB of 256k writes complete"
 	fi
 	poll_stop "$T/f.poll"
 	st=$($CPY states "$T/f.poll" 13)
@@ -654,14 +690,14 @@ if attach_cached f /dev/mapper/sf /dev/ubdb --data-extents 8 -- local_cache_mode
 	[ "${st##* }" -le 255 ] && [ "${st##* }" -gt 200 ] &&
 		g_ok "f: log blocks used (field 14) filled up to at most the capacity (max ${st##* })" ||
 		g_not_ok "f: log blocks used (field 14): max ${st##* }, want 201..255"
-	g_read /dev/mapper/f $((8 * M)) $((2 * M)) "$T/f.read"
+	g_read /dev/mapper/f $((8 * M)) $((1 * M)) "$T/f.read"
 	same "f: the 256k writes read back" "$T/f.read" "$T/f.data"
 	g_check "f: store writes fast again" set_delay sf /dev/ubda 0
 	drain f
 	want "f: status field 13 after the drain" "$(g_status f 13)" logging
-	g_read /dev/mapper/f $((8 * M)) $((2 * M)) "$T/f.read"
+	g_read /dev/mapper/f $((8 * M)) $((1 * M)) "$T/f.read"
 	same "f: the 256k writes read back after the drain" "$T/f.read" "$T/f.data"
-	KT_FIO_TAG=2 g_fio "f: the fio data verifies after the drain" --rw=write --bs=64k --size=3M \
+	KT_FIO_TAG=2 g_fio "f: the fio data verifies after the drain" --rw=write --bs=64k --size=2M \
 		--verify_only
 	detach f
 fi
@@ -675,7 +711,7 @@ if attach_cached a /dev/mapper/sad /dev/ubdd --data-extents 8 -- local_cache_lat
 	want "a: status field 12 (cache mode)" "$(g_status a 12)" adaptive
 	want "a: status field 13 (cache state) at the start" "$(g_status a 13)" direct
 	poll_start a "$T/a1.poll"
-	g_fio "a: fast store: random 4k writes verify" --rw=randwrite --bs=4k --size=1M \
+	g_fio "a: fast store: random 4k writes verify" --rw=randwrite --bs=4k --size=512k \
 		--ioengine=psync --iodepth=1
 	poll_stop "$T/a1.poll"
 	want "a: fast store: field 13 stayed" "$($CPY states "$T/a1.poll" 13)" "values direct max -"
@@ -701,7 +737,7 @@ if attach_cached a /dev/mapper/sad /dev/ubdd --data-extents 8 -- local_cache_lat
 	g_check "store writes fast again" set_delay sad /dev/ubdc 0
 	poll_start a "$T/a3.poll"
 	KT_FIO_TAG=2 g_fio "a: fast again: random 4k writes verify" --rw=randwrite --bs=4k \
-		--offset=6M --size=1M --ioengine=psync --iodepth=1
+		--offset=6M --size=512k --ioengine=psync --iodepth=1
 	poll_stop "$T/a3.poll"
 	want "a: fast again: field 13 stayed" "$($CPY states "$T/a3.poll" 13)" "values direct max -"
 	want "a: fast again: field 16 stayed" "$($CPY states "$T/a3.poll" 16)" "values 0 max 0"
