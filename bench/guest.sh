@@ -3,7 +3,7 @@
 #
 # The benchmark's workloads, run inside the UML kernel by bench/run:
 #   bench/guest.sh PHASE RUN
-# PHASE is one of seq rand cow snaplat freq depth aging; RUN is the run
+# PHASE is one of seq rand cow snaplat freq depth aging burst; RUN is the run
 # number.  The device under test is /dev/ubda, fully allocated on the host.
 # Each phase lays out its own targets on it from scratch, so a phase never
 # measures what an earlier one left behind.  Results are appended as JSON
@@ -569,7 +569,266 @@ phase_aging() {
 	clean_dm
 }
 
+# 8. Bursted writes (thesis figures 5.10 and 5.11): four writers, each on
+# its own device, burst BENCH_BURST_MB at one shared store that is slow
+# and saturable: a slice of /dev/ubda behind dm-delay (every read, write
+# and flush held BENCH_STORE_DELAY_MS), seen through a loop device with
+# direct I/O whose queue depth (loop.hw_queue_depth, set by bench/run)
+# and request size (BENCH_STORE_KB) bound what is in flight, so that the
+# store's bandwidth is depth x size / delay and the writers share it.
+# Each parallax writer with a cache has its own log on its own ubd disk
+# (/dev/ubdb../dev/ubde, the "local disks"), not delayed.  Per writer:
+# the time until its last write and fsync completed; per configuration:
+# the time until every log has drained.  A probe writes 4 KiB at
+# BENCH_PROBE_IOPS to its own corner of the store all along, to see the
+# store's write latency idle, during the burst and during the drain.
+BURST_WRITERS=4
+BURST_STORE_MB=6144
+BURST_PROBE_MB=64
+
+now() { date +%s.%N; }
+
+burst_store() {
+	local s=$BURST_STORE_MB d=$BENCH_STORE_DELAY_MS r=$BENCH_STORE_READ_DELAY_MS loop
+
+	dmsetup create slow --table "0 $(sectors "$s") delay $DISK 0 $r $DISK 0 $d $DISK 0 $d"
+	loop=$(losetup --direct-io=on --show -f /dev/mapper/slow)
+	BURST_LOOP=$loop
+	echo mq-deadline >"/sys/block/${loop#/dev/}/queue/scheduler"
+	echo "$BENCH_STORE_KB" >"/sys/block/${loop#/dev/}/queue/max_sectors_kb"
+	log "store: $loop over dm-delay ${r} ms reads, ${d} ms writes and flushes, queue depth" \
+		"$(cat "/sys/block/${loop#/dev/}/mq/0/nr_tags"), ${BENCH_STORE_KB} KiB requests"
+	dmsetup create store --table "0 $(sectors $((s - BURST_PROBE_MB))) linear $loop 0"
+	dmsetup create probe --table \
+		"0 $(sectors $BURST_PROBE_MB) linear $loop $(sectors $((s - BURST_PROBE_MB)))"
+}
+
+# burst_targets CONFIG: /dev/mapper/w0..w3 on the store.
+burst_targets() {
+	local i slice=$((BENCH_BURST_MB + 64)) n mode tbl ext
+
+	case $1 in
+	linear)
+		for i in $(seq 0 $((BURST_WRITERS - 1))); do
+			dmsetup create "w$i" --table \
+				"0 $(sectors $slice) linear /dev/mapper/store $(sectors $((i * slice)))"
+		done
+		;;
+	thin)
+		dmsetup create tmeta --table "0 $(sectors 64) linear /dev/mapper/store 0"
+		dmsetup create tdata --table \
+			"0 $(sectors $((BURST_STORE_MB - 1024))) linear /dev/mapper/store $(sectors 64)"
+		dd if=/dev/zero of=/dev/mapper/tmeta bs=4k count=1 oflag=direct status=none
+		dmsetup create pool --table "0 $(sectors $((BURST_STORE_MB - 1024))) thin-pool /dev/mapper/tmeta /dev/mapper/tdata $THIN_BLOCK 0"
+		for i in $(seq 0 $((BURST_WRITERS - 1))); do
+			dmsetup message pool 0 "create_thin $i"
+			dmsetup create "w$i" --table "0 $(sectors $slice) thin /dev/mapper/pool $i"
+		done
+		;;
+	parallax*)
+		"$P" format /dev/mapper/store --extent-size 256M --force >/dev/null
+		n=$(((BENCH_BURST_MB + 255) / 256 + 1))
+		for i in $(seq 0 $((BURST_WRITERS - 1))); do
+			"$P" create /dev/mapper/store "w$i" --size "${slice}M" >/dev/null
+			"$P" attach /dev/mapper/store "w$i" --data-extents "$n" \
+				--metadata-extents 1 >/dev/null
+			[ "$1" = parallax ] && continue
+			mode=${1#parallax-}
+			# attach has no option for the adaptive threshold: the
+			# table is reloaded with the cache appended, and the
+			# extents granted again.
+			"$P" cache-init --force "/dev/ubd$(burst_disk "$i")" >/dev/null
+			ext=$(dmsetup message "w$i" 0 extents)
+			tbl=$(dmsetup table "w$i")
+			# shellcheck disable=SC2086 # the table's words
+			burst_reload "w$i" "$mode" "$ext" $tbl
+		done
+		;;
+	esac
+}
+
+BURST_DISKS=(b c d e)
+burst_disk() { echo "${BURST_DISKS[$1]}"; }
+
+# burst_reload NAME MODE EXTENTS START LEN parallax DEV VDI [N OPTS...]
+burst_reload() {
+	local name=$1 mode=$2 ext=$3 i n=0 opts=() e
+
+	shift 3
+	if [ $# -ge 6 ]; then
+		n=$6
+		opts=("${@:7}")
+	fi
+	i=${name#w}
+	n=$((n + 4))
+	opts+=(local_cache "/dev/ubd$(burst_disk "$i")" local_cache_mode "$mode")
+	if [ "$mode" = adaptive ]; then
+		n=$((n + 2))
+		opts+=(local_cache_latency_ms "$BENCH_CACHE_LATENCY_MS")
+	fi
+	dmsetup suspend "$name"
+	dmsetup reload "$name" --table "$1 $2 $3 $4 $5 $n ${opts[*]}"
+	dmsetup resume "$name"
+	for e in $ext; do
+		dmsetup message "$name" 0 add_extent "${e%%:*}" >/dev/null
+	done
+}
+
+burst_teardown() {
+	local i
+
+	for i in $(seq 0 $((BURST_WRITERS - 1))); do
+		dmsetup remove "w$i" 2>/dev/null || true
+	done
+	for i in pool tdata tmeta; do
+		dmsetup remove "$i" 2>/dev/null || true
+	done
+	rm -f "$PARALLAX_RUN_DIR"/*
+}
+
+# Pending records of every writer's log, summed (status field 16).
+burst_pending() {
+	local i sum=0 v
+
+	for i in $(seq 0 $((BURST_WRITERS - 1))); do
+		v=$(plx_status "w$i" 16)
+		sum=$((sum + v))
+	done
+	echo "$sum"
+}
+
+burst_used_blocks() {
+	local i sum=0 v
+
+	for i in $(seq 0 $((BURST_WRITERS - 1))); do
+		v=$(plx_status "w$i" 14)
+		sum=$((sum + v))
+	done
+	echo "$sum"
+}
+
+burst_drain_rate() {
+	local i sum=0 v
+
+	for i in $(seq 0 $((BURST_WRITERS - 1))); do
+		v=$(plx_status "w$i" 17)
+		sum=$((sum + v))
+	done
+	echo "$sum"
+}
+
+# The probe: 4 KiB random writes at BENCH_PROBE_IOPS, queue depth 1, to
+# its own corner of the store, until probe_stop (or for SECONDS).
+probe_start() { # FILE [SECONDS]
+	fio --name=probe --filename=/dev/mapper/probe --direct=1 \
+		--ioengine=psync --rw=randwrite --bs=4k --rate_iops="$BENCH_PROBE_IOPS" \
+		--time_based --runtime="${2:-3600}" --output-format=json \
+		--output="$1" >/dev/null 2>&1 &
+	probe_pid=$!
+}
+
+probe_stop() {
+	kill -INT "$probe_pid" 2>/dev/null || true
+	wait "$probe_pid" || true
+}
+
+probe_rec() { # CONFIG WINDOW FILE
+	local p50 p99
+
+	read -r p50 p99 < <(/usr/bin/python3 -c '
+import json, sys
+# fio stopped by SIGINT says so before its JSON.
+t = open(sys.argv[1]).read()
+p = json.loads(t[t.index("{"):])["jobs"][0]["write"]["clat_ns"]["percentile"]
+print("%.1f %.1f" % (p["50.000000"] / 1e6, p["99.000000"] / 1e6))
+' "$3") || return 0
+	rec burst "probe-$2-p50" "$1" ms "$p50"
+	rec burst "probe-$2-p99" "$1" ms "$p99"
+}
+
+burst_run() { # CONFIG
+	local cfg=$1 dir=$BENCH_OUT/burst/$1-$run i t0 tw td pids=() \
+		used=0 end cached=0 st0 st1
+
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	case $cfg in parallax-*) cached=1 ;; esac
+	probe_start "$dir/probe-idle.json" 3
+	wait "$probe_pid" || true
+	read -r -a st0 <"/sys/block/${BURST_LOOP#/dev/}/stat"
+	probe_start "$dir/probe-burst.json"
+	t0=$(now)
+	for i in $(seq 0 $((BURST_WRITERS - 1))); do
+		(
+			fio --name="w$i" --filename="/dev/mapper/w$i" --direct=1 \
+				--ioengine=libaio --rw=write --bs=1M --iodepth=4 \
+				--size="${BENCH_BURST_MB}M" --end_fsync=1 \
+				--output-format=json --output="$dir/w$i.json"
+			now >"$dir/w$i.end"
+		) &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	tw=$(now)
+	probe_stop
+	if [ "$cached" = 1 ]; then
+		used=$(burst_used_blocks)
+		probe_start "$dir/probe-drain.json"
+		: >"$dir/drain.txt"
+		while [ "$(burst_pending)" != 0 ]; do
+			echo "$(now) $(burst_used_blocks) $(burst_drain_rate)" >>"$dir/drain.txt"
+			sleep 0.25
+		done
+		probe_stop
+	fi
+	td=$(now)
+	read -r -a st1 <"/sys/block/${BURST_LOOP#/dev/}/stat"
+	for i in $(seq 0 $((BURST_WRITERS - 1))); do
+		cat "$dir/w$i.end"
+	done | awk -v t0="$t0" '{ print $1 - t0 }' | sort -n >"$dir/finish.txt"
+	i=1
+	while read -r end; do
+		rec burst "writer-$i" "$cfg" s "$end"
+		i=$((i + 1))
+	done <"$dir/finish.txt"
+	rec burst all-written "$cfg" s "$(echo "$tw - $t0" | bc)"
+	rec burst aggregate "$cfg" MB/s \
+		"$(echo "scale=1; $BURST_WRITERS * $BENCH_BURST_MB * $M / 1000000 / ($tw - $t0)" | bc)"
+	if [ "$cached" = 1 ]; then
+		rec burst drained "$cfg" s "$(echo "$td - $t0" | bc)"
+		rec burst backlog "$cfg" MB "$((used * 4096 / 1000000))"
+		if [ "$used" -gt 0 ]; then
+			rec burst drain-rate "$cfg" MB/s \
+				"$(echo "scale=1; $used * 4096 / 1000000 / ($td - $tw)" | bc)"
+		fi
+	fi
+	# Fields 5 and 7 of the loop device's stat: writes and sectors
+	# written, the probe's included.
+	rec burst store-write-size "$cfg" KiB \
+		"$(((st1[6] - st0[6]) / 2 / (st1[4] - st0[4] + 1)))"
+	probe_rec "$cfg" idle "$dir/probe-idle.json"
+	probe_rec "$cfg" burst "$dir/probe-burst.json"
+	[ "$cached" = 0 ] || probe_rec "$cfg" drain "$dir/probe-drain.json"
+}
+
+phase_burst() {
+	local cfg
+
+	clean_dm
+	losetup -D
+	burst_store
+	for cfg in $BENCH_BURST_CONFIGS; do
+		log "burst: $cfg"
+		burst_targets "$cfg"
+		burst_run "$cfg"
+		burst_teardown
+	done
+	dmsetup remove store probe
+	losetup -d "$BURST_LOOP"
+	dmsetup remove slow
+}
+
 case $phase in
-seq|rand|cow|snaplat|freq|depth|aging) "phase_$phase" ;;
+seq|rand|cow|snaplat|freq|depth|aging|burst) "phase_$phase" ;;
 *) echo "guest.sh: unknown phase '$phase'" >&2; exit 2 ;;
 esac

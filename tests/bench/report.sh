@@ -47,6 +47,18 @@ sample snaplat load-p50 thin us 1500 1500 1500	# 15x: met
 sample freq fio-0 parallax MB/s 100 100 100
 sample freq fio-100 parallax MB/s 90 97 96	# 4% loss: met
 sample freq fio-100-flushes parallax "per s" 150 160 170	# not a rate
+# Figures 5.10 and 5.11: the last writer 36 s without the cache, 9 s with.
+for i in 1 2 3 4; do
+	sample burst "writer-$i" parallax s $((30 + i)) $((32 + i)) $((34 + i))
+	sample burst "writer-$i" parallax-always s $((4 + i)) $((5 + i)) $((6 + i))
+done
+sample burst all-written parallax s 34 36 38
+sample burst all-written parallax-always s 8 9 10
+sample burst drained parallax-always s 40 42 44
+sample burst aggregate parallax MB/s 58 55 52
+sample burst aggregate parallax-always MB/s 220 230 250
+sample burst backlog parallax-always MB 1500 1500 1500
+sample burst drain-rate parallax-always MB/s 45 46 47
 for i in $(seq 1 200); do echo $((i * 10)); done >"$W/lat/idle-parallax-1.txt"
 for i in $(seq 1 200); do echo $((i * 50)); done >"$W/lat/load-thin-1.txt"
 
@@ -65,14 +77,22 @@ check "4% loss at 100 snapshots/s is met" has x "| at 100 snapshots/s: fio throu
 check "unmeasured goals say so" has x "| random 4 KiB randread-qd1 ≥ 0.9× dm-linear | not measured | - |"
 check "the ratio table" has x "| seq write-warm vs thin | 1.20× |"
 check "other freq cases are tabled, not taken for rates" has x "| fio-100-flushes | per s | 160.0 (150.0–170.0) |"
+check "burst: per-writer finish times, drain and speedup" has x \
+	"| parallax, cache always | 6 | 7 | 8 | 9 | 230.0 | 42.00 | 4.00× |"
+check "burst: the uncached baseline" has x "| parallax, no cache | 33.00 | 34.00 | 35.00 | 36.00 | 55.00 | - | 1.00× |"
+check "burst: backlog and drain rate" has x "| parallax, cache always | 1500 | 46.00 | - |"
+check "burst: the last writer's time against no cache" has x \
+	"| burst writer-4, parallax-always vs parallax without cache (time) | 0.25× |"
+check "burst: drained against the uncached last writer" has x \
+	"| burst drained, parallax-always vs parallax without cache (time) | 1.17× |"
 check "the JSON summary has the median" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 s = [x for x in d["summary"] if x["workload"] == "cow" and x["case"] == "randwrite-qd32" and x["target"] == "parallax"]
 assert len(s) == 1 and s[0]["median"] == 17000 and s[0]["min"] == 15000, s
-assert len(d["samples"]) == 48, len(d["samples"])
+assert len(d["samples"]) == 93, len(d["samples"])
 ' "$T/r/x.json"
-for p in seq cow snapshot-latency-idle snapshot-latency-cdf; do
+for p in seq cow snapshot-latency-idle snapshot-latency-cdf burst; do
 	f=$(ls "$T/r/x/$p"*.png 2>/dev/null | head -1)
 	if [ -n "$f" ] && [ "$(head -c 4 "$f" | tail -c 3)" = PNG ]; then
 		ok "plot $p drawn"
