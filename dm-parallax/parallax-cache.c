@@ -1012,7 +1012,17 @@ int plx_cache_snapshot(struct plx_cache *c, const char *label, u64 *seq)
 }
 
 /* Wait until every record written before the call is drained. */
-int plx_cache_drain(struct plx_cache *c)
+static bool plx_cache_drained(struct plx_cache *c, u64 target)
+{
+	return READ_ONCE(c->head_seq) >= target || READ_ONCE(c->failed) ||
+	       READ_ONCE(c->drain_error);
+}
+
+/*
+ * Wait until everything logged so far is on the store.  The drain message
+ * waits @killable: a signal ends the wait, not the drain.
+ */
+int plx_cache_drain(struct plx_cache *c, bool killable)
 {
 	u64 target;
 	int r;
@@ -1023,8 +1033,11 @@ int plx_cache_drain(struct plx_cache *c)
 	spin_unlock_irq(&c->lock);
 	WRITE_ONCE(c->drain_error, 0);
 	queue_work(c->wq, &c->drainer);
-	wait_event(c->drain_wait, READ_ONCE(c->head_seq) >= target ||
-		   READ_ONCE(c->failed) || READ_ONCE(c->drain_error));
+	if (!killable)
+		wait_event(c->drain_wait, plx_cache_drained(c, target));
+	else if (wait_event_killable(c->drain_wait,
+				     plx_cache_drained(c, target)))
+		return -EINTR;
 	if (READ_ONCE(c->head_seq) >= target)
 		return 0;
 	r = READ_ONCE(c->drain_error);
@@ -1190,7 +1203,7 @@ void plx_cache_suspend(struct plx_cache *c)
 
 	if (!c->opened)
 		return;
-	r = plx_cache_drain(c);
+	r = plx_cache_drain(c, false);
 	if (r)
 		DMERR("VDI %llu: local cache not drained at suspend (%d): %llu records stay in %s",
 		      c->t->vdi_id, r, c->records, c->dev->name);

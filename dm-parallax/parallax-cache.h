@@ -133,7 +133,7 @@ void plx_cache_suspend(struct plx_cache *c);
 int plx_cache_map(struct plx_cache *c, struct bio *bio);
 void plx_cache_end_io(struct plx_cache *c, struct bio *bio);
 int plx_cache_snapshot(struct plx_cache *c, const char *label, u64 *seq);
-int plx_cache_drain(struct plx_cache *c);
+int plx_cache_drain(struct plx_cache *c, bool killable);
 void plx_cache_tick(struct plx_cache *c);
 void plx_cache_status(struct plx_cache *c, char *result, unsigned int maxlen,
 		      unsigned int *sz);

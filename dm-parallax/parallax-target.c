@@ -645,8 +645,8 @@ static int plx_message_drain(struct plx_target *t)
 		DMERR("VDI %llu: drain: the table has no local cache", t->vdi_id);
 		return -EINVAL;
 	}
-	r = plx_cache_drain(t->cache);
-	if (r)
+	r = plx_cache_drain(t->cache, true);
+	if (r && r != -EINTR)
 		DMERR("VDI %llu: drain failed: %d", t->vdi_id, r);
 	return r;
 }
@@ -657,6 +657,12 @@ static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 	struct plx_target *t = ti->private;
 	int r = -EINVAL;
 
+	/*
+	 * A drain may need extents granted on the way: add_extent must get
+	 * through while it waits, so it does not take the message lock.
+	 */
+	if (!strcasecmp(argv[0], "drain") && argc == 1)
+		return plx_message_drain(t);
 	mutex_lock(&t->message_lock);
 	if (!strcasecmp(argv[0], "snapshot"))
 		r = plx_message_snapshot(t, argc, argv, result, maxlen);
@@ -668,8 +674,6 @@ static int plx_message(struct dm_target *ti, unsigned int argc, char **argv,
 		r = plx_alloc_emit_extents(&t->alloc, result, maxlen);
 	else if (!strcasecmp(argv[0], "lockd") && argc == 2)
 		r = plx_message_lockd(t, argv[1]);
-	else if (!strcasecmp(argv[0], "drain") && argc == 1)
-		r = plx_message_drain(t);
 	else if (!strncasecmp(argv[0], "gc_", 3))
 		r = plx_message_gc(t, argc, argv, result, maxlen);
 	else
