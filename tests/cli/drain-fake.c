@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dmdev.h"
 
@@ -26,6 +27,7 @@ static struct {
 	const char *table;
 	const char *status_before, *status_after;	/* of the suspend */
 	int table_err, drain_err, suspend_err, resume_err, status_err;
+	unsigned int drain_ms;	/* the drain message takes this long */
 	bool suspended;
 	char calls[256];
 } fk;
@@ -71,7 +73,16 @@ static int f_message(const char *name, const char *msg, char *res,
 	(void)res;
 	(void)len;
 	called(msg);
+	if (fk.drain_ms)
+		usleep(fk.drain_ms * 1000);
 	return fk.drain_err ? fail_with(fk.drain_err) : 0;
+}
+
+static int served;
+static void serve(void *arg)
+{
+	(void)arg;
+	served++;
 }
 
 static int f_suspend(const char *name)
@@ -205,6 +216,31 @@ int main(void)
 	r = plx_dm_drain_for_release(&fake, "web", 7, &pending);
 	check(r == -1 && !strcmp(fk.calls, "table"),
 	      "table unreadable: refused, nothing else done");
+
+	/*
+	 * parallaxd's variant: the drain message runs in a child process
+	 * while the caller serves; its failure comes back to the caller.
+	 */
+	reset();
+	fk.drain_ms = 700;
+	r = plx_dm_drain_for_release_serving(&fake, "web", 7, &pending, serve,
+					     NULL);
+	check(r == 1 && pending == 0 && served >= 2,
+	      "serving: drained, and served while the drain ran");
+	check(!strcmp(fk.calls, "table suspend status"),
+	      "serving: the drain message was sent by the child, the rest here");
+	reset();
+	served = 0;
+	fk.drain_ms = 300;
+	fk.drain_err = ENOSPC;
+	fk.status_before = STATUS(12);
+	r = plx_dm_drain_for_release_serving(&fake, "web", 7, &pending, serve,
+					     NULL);
+	check(r == -1 && errno == ENOSPC && pending == 12 && served >= 1 &&
+	      !fk.suspended, "serving: a failed drain is refused with its errno");
+	check(strstr(plx_errmsg(), "the drain failed: fake: No space left") &&
+	      strstr(plx_errmsg(), "12 record(s)"),
+	      "serving: the child's error message reaches the caller");
 
 	printf("1..%d\n", n);
 	return failed ? 1 : 0;

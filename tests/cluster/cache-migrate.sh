@@ -121,13 +121,13 @@ pending_recs() {
 # records and the store is still slow; 2 s later the store is made fast,
 # so that the drain takes seconds, not minutes.  "parallax detach" must
 # drain the log before it lets the VDI go.
-# Cache bug 6: a drain that needs more store space than the
-# table holds cannot get it during the detach (parallaxd is blocked in the
-# "drain" message, which holds the target's message_lock against
-# add_extent); it fails with ENOSPC after no_space_timeout (60 s).  Then
-# the device and the lock must stay (checked), and once the background
-# drain has emptied the log (parallaxd serves extents again) a second
-# detach must release the VDI, so that the rest of the test runs.
+# The drain needs more store space than the table holds: parallaxd must
+# grant extents while the "drain" message waits, and the target must let
+# add_extent through meanwhile (once neither did, and the detach failed
+# with ENOSPC after no_space_timeout).  Should the detach fail, the
+# device and the lock must stay (checked), and once the background drain
+# has emptied the log a second detach must release the VDI, so that the
+# rest of the test runs.
 detach_drains() {
 	local part=$1 name=$2 t0 n pid rc line
 	n=$(pending_recs 1 "$name")
@@ -145,7 +145,7 @@ detach_drains() {
 		ok "$part: host 1 detaches $name, draining its log first ($((SECONDS - t0)) s)"
 		return
 	fi
-	not_ok "$part: host 1 detaches $name, draining its log first [BUG 6: status $rc after $((SECONDS - t0)) s]"
+	not_ok "$part: host 1 detaches $name, draining its log first: status $rc after $((SECONDS - t0)) s"
 	comment "$T/detach"
 	g_check "$part: after the failed detach, $name is still on host 1" 1 "dmsetup info $name"
 	if [ -n "${3:-}" ]; then

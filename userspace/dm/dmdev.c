@@ -11,8 +11,10 @@
 #include <linux/dm-ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dmdev.h"
@@ -555,8 +557,74 @@ static int pending_of(const struct plx_dm_ops *ops, const char *name,
 	return 0;
 }
 
+/*
+ * The drain message, sent by a child process while the caller goes on
+ * serving: the drain may need extents that only the caller can get
+ * granted while it waits.  The child's error comes back through a pipe.
+ */
+static int drain_serving(const struct plx_dm_ops *ops, const char *name,
+			 void (*serve)(void *arg), void *arg)
+{
+	char msg[512] = "";
+	int fds[2], status, err = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (!serve)
+		return ops->message(name, "drain", NULL, 0);
+	if (pipe(fds)) {
+		plx_seterr(PLX_EK_STORE, "%s: drain: pipe: %s", name,
+			   strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		plx_seterr(PLX_EK_STORE, "%s: drain: fork: %s", name,
+			   strerror(err));
+		errno = err;
+		return -1;
+	}
+	if (!pid) {
+		close(fds[0]);
+		if (ops->message(name, "drain", NULL, 0)) {
+			err = errno ? errno : EIO;
+			snprintf(msg, sizeof(msg), "%s", plx_errmsg());
+			if (write(fds[1], msg, strlen(msg)) < 0)
+				err = EIO;
+			_exit(err > 0 && err < 256 ? err : EIO);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		serve(arg);
+		poll(NULL, 0, 200);
+	}
+	n = read(fds[0], msg, sizeof(msg) - 1);
+	close(fds[0]);
+	msg[n > 0 ? n : 0] = 0;
+	if (WIFEXITED(status) && !WEXITSTATUS(status))
+		return 0;
+	err = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+	plx_seterr(PLX_EK_STORE, "%s", msg[0] ? msg :
+		   "the drain message failed (see the kernel log)");
+	errno = err;
+	return -1;
+}
+
 int plx_dm_drain_for_release(const struct plx_dm_ops *ops, const char *name,
 			     u64 vdi, u64 *pending)
+{
+	return plx_dm_drain_for_release_serving(ops, name, vdi, pending, NULL,
+						NULL);
+}
+
+int plx_dm_drain_for_release_serving(const struct plx_dm_ops *ops,
+				     const char *name, u64 vdi, u64 *pending,
+				     void (*serve)(void *arg), void *arg)
 {
 	char params[4096], why[700], count[32];
 	bool suspended = false;
@@ -567,7 +635,7 @@ int plx_dm_drain_for_release(const struct plx_dm_ops *ops, const char *name,
 		return -1;
 	if (!plx_dm_table_has_cache(params))
 		return 0;
-	if (ops->message(name, "drain", NULL, 0)) {
+	if (drain_serving(ops, name, serve, arg)) {
 		err = errno;
 		snprintf(why, sizeof(why), "the drain failed: %s",
 			 plx_errmsg());

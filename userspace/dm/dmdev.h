@@ -142,6 +142,16 @@ int plx_dm_drain_for_release(const struct plx_dm_ops *ops, const char *name,
 			     u64 vdi, u64 *pending);
 
 /*
+ * The same, for a caller that must go on serving while the log drains
+ * (parallaxd: the drain may need extents it has to claim and grant).
+ * The drain message runs in a child process, and @serve(@arg) is called
+ * about five times a second until it ends.
+ */
+int plx_dm_drain_for_release_serving(const struct plx_dm_ops *ops,
+				     const char *name, u64 vdi, u64 *pending,
+				     void (*serve)(void *arg), void *arg);
+
+/*
  * dm events without a thread per device: a private /dev/mapper/control
  * descriptor, armed with DM_DEV_ARM_POLL, polls readable (POLLIN) once
  * any dm device has raised an event since it was last armed.  Re-arm

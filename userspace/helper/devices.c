@@ -627,6 +627,25 @@ fail:
 	return -1;
 }
 
+static void check_one(struct pd *pd, struct pd_dev *d);
+
+/*
+ * While a detach drains the log: the drain may need more extents than
+ * the table holds, and a long one must not let the lease run out.
+ */
+struct drain_serve {
+	struct pd *pd;
+	struct pd_dev *d;
+};
+
+static void drain_serve(void *arg)
+{
+	struct drain_serve *ds = arg;
+
+	check_one(ds->pd, ds->d);
+	pd_lk_timer(ds->pd);	/* renews the lease when it is due */
+}
+
 int pd_detach(struct pd *pd, const char *name, char *err, size_t err_len)
 {
 	struct pd_dev *d = pd_dev_find(pd, name);
@@ -650,8 +669,11 @@ int pd_detach(struct pd *pd, const char *name, char *err, size_t err_len)
 	 * says whether there is one, whatever the state file says.
 	 */
 	if (d->rw && !d->pending && plx_dm_exists(name)) {
-		r = plx_dm_drain_for_release(&plx_dm_real_ops, name, d->vdi,
-					     &left);
+		struct drain_serve ds = { .pd = pd, .d = d };
+
+		r = plx_dm_drain_for_release_serving(&plx_dm_real_ops, name,
+						     d->vdi, &left,
+						     drain_serve, &ds);
 		if (r < 0) {
 			snprintf(err, err_len, "%s", plx_errmsg());
 			pd_log(PD_ERR, "detach %s refused: %s", name, err);
