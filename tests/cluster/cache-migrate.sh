@@ -331,6 +331,10 @@ fi
 want "c: vb's record on disk names host 1, marked" "$(vdi_lock "$VB") mark $(vdi_mark "$VB")" \
 	"holder 1 lock_generation $GB mark 1"
 g_fail "c: host 2 is refused vb without a cache" 2 "parallax attach $GDEV vb --name vb"
+on 2 "parallax attach $GDEV vb --name vb 2>&1" >"$T/att" 2>&1
+grep -q "held by host 1, whose local write cache holds writes not on the store" "$T/att" &&
+	ok "c: ... and the attach says host 1's cache holds its writes" ||
+	{ not_ok "c: the refused attach does not name the cache"; comment "$T/att"; }
 grep -q "host 2 LOCK_VDI id $VB: refused EBUSY: VDI $VB has undrained writes in the local cache of host 1" "$T/lockd.log" &&
 	ok "c: ... lockd refused it because host 1's cache holds its writes" ||
 	not_ok "c: no refusal of vb for host 1's cache in lockd's log"

@@ -542,6 +542,10 @@ int pd_attach(struct pd *pd, const char *store, const char *vdi_arg,
 				 (unsigned long long)d->vdi, g.holder, o->name);
 		else if (wait_s)
 			goto wait;
+		else if (g.type & PLX_LK_CACHE)
+			snprintf(err, err_len, "VDI %llu is held by host %u, whose local write cache holds writes not on the store yet: that host must attach it again with its cache, which drains them; neither fencing nor a lapsed lease frees it (parallax unlock --vdi %llu --discard-cache breaks it, losing those writes)",
+				 (unsigned long long)d->vdi, g.holder,
+				 (unsigned long long)d->vdi);
 		else
 			snprintf(err, err_len, "VDI %llu is held by host %u",
 				 (unsigned long long)d->vdi, g.holder);
