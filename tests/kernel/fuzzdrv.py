@@ -293,8 +293,11 @@ def check_status(name, n, line):
     except OSError as e:
         violation("message %d: device gone or status fails: %s" % (n, e), line)
         return False
-    if len(st) != 14 or st[3] not in (b"ok", b"out_of_space", b"failed") or \
-            not re.fullmatch(rb"-|[a-z_]{1,15}", st[13]):
+    # 3 words of dmsetup's, 11 of the target's, 7 of its local cache
+    # (" none - 0 0 0 0 -" without one).
+    if len(st) != 21 or st[3] not in (b"ok", b"out_of_space", b"failed") or \
+            not re.fullmatch(rb"-|[a-z_]{1,15}", st[13]) or \
+            st[14:] != [b"none", b"-", b"0", b"0", b"0", b"0", b"-"]:
         violation("message %d: status is not sane" % n, line, b" ".join(st))
         message(name, b"lockd connected")
     elif st[3] == b"failed":
