@@ -594,12 +594,25 @@ static int drain_serving(const struct plx_dm_ops *ops, const char *name,
 			snprintf(msg, sizeof(msg), "%s", plx_errmsg());
 			if (write(fds[1], msg, strlen(msg)) < 0)
 				err = EIO;
-			_exit(err > 0 && err < 256 ? err : EIO);
+			_exit(err);
 		}
 		_exit(0);
 	}
 	close(fds[1]);
-	while (waitpid(pid, &status, WNOHANG) != pid) {
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			/* Lost track of the child: the drain's outcome is unknown. */
+			err = errno;
+			close(fds[0]);
+			plx_seterr(PLX_EK_STORE, "%s: drain: waitpid: %s", name,
+				   strerror(err));
+			errno = err;
+			return -1;
+		}
 		serve(arg);
 		poll(NULL, 0, 200);
 	}
