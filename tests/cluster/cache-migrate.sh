@@ -82,22 +82,6 @@ slow() {
 		fi"
 }
 
-# cattach DESC I DEV VDI [OPTION...]: parallax attach DEV VDI --name VDI
-# OPTION... must succeed in guest I and print the device path.
-cattach() {
-	local desc=$1 i=$2 dev=$3 vdi=$4 out=$T/attach.$2
-	shift 4
-	if on "$i" "parallax attach $dev $vdi --name $vdi $* && dmsetup mknodes $vdi && test -b /dev/mapper/$vdi" \
-	   >"$out" 2>&1 && grep -qx "/dev/mapper/$vdi" "$out"; then
-		ok "$desc"
-	else
-		not_ok "$desc"
-		comment "$out"
-		comment "$T/parallaxd$i.log" 10
-		return 1
-	fi
-}
-
 # range_sha I DEV MIB: sha256 of DEV's first MIB MiB read with O_DIRECT.
 range_sha() {
 	on "$1" "dd if=$2 bs=1M count=$3 iflag=direct status=none | sha256sum" | cut -d' ' -f1
@@ -212,7 +196,7 @@ done
 
 # ---------------- a. host 1 writes va through its cache ----------------
 
-cattach "a: host 1 attaches va with --local-cache /dev/ubdb --cache-mode always" 1 "$SD" va \
+attach_on "a: host 1 attaches va with --local-cache /dev/ubdb --cache-mode always" 1 "$SD" va va \
 	--local-cache /dev/ubdb --cache-mode always || bail "host 1 cannot attach va with its cache"
 table=$(on 1 "dmsetup table va")
 # The table names the log by its device number.
@@ -306,7 +290,7 @@ g_check "b: host 2 detaches va" 2 "parallax detach va"
 
 slow "$SLOW_MS" >"$T/out" 2>&1 && ok "c: host 1's store writes delayed $SLOW_MS ms again" ||
 	{ not_ok "c: dm-delay reload on host 1"; comment "$T/out"; }
-cattach "c: host 1 attaches vb with --local-cache /dev/ubdc --cache-mode always" 1 "$SD" vb \
+attach_on "c: host 1 attaches vb with --local-cache /dev/ubdc --cache-mode always" 1 "$SD" vb vb \
 	--local-cache /dev/ubdc --cache-mode always
 g_check "c: host 1 writes vb[0,8M) with O_DIRECT and fsync" 1 \
 	"dd if=$T/b.bin of=/dev/mapper/vb bs=1M oflag=direct conv=fsync status=none"
@@ -373,7 +357,7 @@ fi
 g_fail "c: host 1 is refused vb without its cache" 1 "parallax attach $SD vb --name vb"
 grep -q "local write cache" "$T/out" && ok "c: ... which it must replay: $(tail -n 1 "$T/out")" ||
 	not_ok "c: the refusal does not name the local write cache"
-cattach "c: host 1 attaches vb with its cache on /dev/ubdc again" 1 "$SD" vb \
+attach_on "c: host 1 attaches vb with its cache on /dev/ubdc again" 1 "$SD" vb vb \
 	--local-cache /dev/ubdc --cache-mode always
 msg=$(on 1 "dmesg | grep -o 'VDI $VB: local cache .*records to drain.*'")
 [ -n "$msg" ] && ok "c: the kernel replayed the log: $msg" || not_ok "c: no replay of vb's log in the kernel log"
@@ -388,7 +372,7 @@ want "c: vb's record on disk: no holder, not marked" "$(vdi_lock "$VB" | cut -d'
 	"holder 0 mark 0"
 n=$("$P" cache-show "$T/log1b.img" 2>&1 | grep -c '^record:')
 want "c: host 1's log of vb has no undrained record" "$n" 0
-cattach "c: host 2 attaches vb" 2 "$GDEV" vb
+attach_on "c: host 2 attaches vb" 2 "$GDEV" vb vb
 want "c: host 2 reads all of vb: host 1's data" "$(dev_sha 2 /dev/mapper/vb)" "$VB_SHA"
 g_check "c: host 2 detaches vb" 2 "parallax detach vb"
 
@@ -397,23 +381,8 @@ g_check "c: host 2 detaches vb" 2 "parallax detach vb"
 pd_stop 1
 pd_stop 2
 g_check "host 1 removes its dm-delay device" 1 "dmsetup --noudevsync remove sd"
-for x in "va $VA_SHA" "vb $VB_SHA"; do
-	set -- $x
-	rm -f "$T/exp.img"
-	if "$P" export "$STORE" "$1" "$T/exp.img" >"$T/out" 2>&1 &&
-	   [ "$(sha256sum <"$T/exp.img" | cut -d' ' -f1)" = "$2" ]; then
-		ok "$1 exported offline equals what the guests read"
-	else
-		not_ok "$1's export differs from what the guests read"
-		comment "$T/out"
-	fi
-done
-if in_ns "$P" check "$STORE" >"$T/check.out" 2>&1; then
-	ok "parallax check is clean: $(tail -n 1 "$T/check.out")"
-else
-	not_ok "parallax check"
-	comment "$T/check.out" 20
-fi
+exports_match "va $VA_SHA" "vb $VB_SHA"
+store_clean in_ns
 cl_halt 1
 cl_halt 2
 lockd_kill TERM

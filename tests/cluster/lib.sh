@@ -554,18 +554,51 @@ pd_stop() {
 		for n in \$(seq 100); do kill -0 \$p 2>/dev/null || exit 0; sleep 0.2; done; exit 1"
 }
 
-# attach DESC I VDI NAME: parallax attach must succeed in guest I and print
-# the device path.
-attach() {
-	local out=$T/attach.$2
-	if on "$2" "parallax attach $GDEV $3 --name $4 && dmsetup mknodes $4 && test -b /dev/mapper/$4" \
-	   >"$out" 2>&1 && grep -qx "/dev/mapper/$4" "$out"; then
-		ok "$1"
+# attach_on DESC I DEV VDI NAME [OPTION...]: parallax attach DEV VDI
+# --name NAME OPTION... must succeed in guest I and print the device path.
+attach_on() {
+	local desc=$1 i=$2 dev=$3 vdi=$4 name=$5 out=$T/attach.$2
+	shift 5
+	if on "$i" "parallax attach $dev $vdi --name $name $* && dmsetup mknodes $name && test -b /dev/mapper/$name" \
+	   >"$out" 2>&1 && grep -qx "/dev/mapper/$name" "$out"; then
+		ok "$desc"
 	else
-		not_ok "$1"
+		not_ok "$desc"
 		comment "$out"
-		comment "$T/parallaxd$2.log" 10
+		comment "$T/parallaxd$i.log" 10
 		return 1
+	fi
+}
+
+# attach DESC I VDI NAME: attach_on the shared store.
+attach() {
+	attach_on "$1" "$2" "$GDEV" "$3" "$4"
+}
+
+# exports_match "VDI SHA"...: each VDI exported offline has that sha256.
+exports_match() {
+	local x
+	for x in "$@"; do
+		set -- $x
+		rm -f "$T/exp.img"
+		if "$P" export "$STORE" "$1" "$T/exp.img" >"$T/out" 2>&1 &&
+		   [ "$(sha256sum <"$T/exp.img" | cut -d' ' -f1)" = "$2" ]; then
+			ok "$1 exported offline equals what the guests read"
+		else
+			not_ok "$1's export differs from what the guests read"
+			comment "$T/out"
+		fi
+	done
+}
+
+# store_clean [RUNNER]: parallax check of $STORE is clean (RUNNER: in_ns
+# when the store is served from the namespace).
+store_clean() {
+	if "$@" "$P" check "$STORE" >"$T/check.out" 2>&1; then
+		ok "parallax check is clean: $(tail -n 1 "$T/check.out")"
+	else
+		not_ok "parallax check"
+		comment "$T/check.out" 20
 	fi
 }
 

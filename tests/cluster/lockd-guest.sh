@@ -115,23 +115,8 @@ g_check "lockd in guest 1 stops on SIGTERM" 1 \
 	"p=\$(cat $T/lockd.pid) && kill \$p &&
 	for n in \$(seq 100); do kill -0 \$p 2>/dev/null || exit 0; sleep 0.2; done; exit 1"
 
-for x in "va $SHA_A" "vb $SHA_B"; do
-	set -- $x
-	rm -f "$T/exp.img"
-	if "$P" export "$STORE" "$1" "$T/exp.img" >"$T/out" 2>&1 &&
-	   [ "$(sha256sum <"$T/exp.img" | cut -d' ' -f1)" = "$2" ]; then
-		ok "$1 exported offline equals what the guests read"
-	else
-		not_ok "$1's export differs from what the guests read"
-		comment "$T/out"
-	fi
-done
-if "$P" check "$STORE" >"$T/check.out" 2>&1; then
-	ok "parallax check is clean: $(tail -n 1 "$T/check.out")"
-else
-	not_ok "parallax check"
-	comment "$T/check.out" 20
-fi
+exports_match "va $SHA_A" "vb $SHA_B"
+store_clean
 for i in 1 2 3; do
 	cl_halt "$i"
 done

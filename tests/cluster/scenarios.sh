@@ -341,23 +341,8 @@ g_check "host 2 detaches va" 2 "parallax detach va"
 g_check "host 2 detaches vb" 2 "parallax detach vb"
 pd_stop 1
 pd_stop 2
-for x in "va $SHA_VA" "vb $VB_SHA"; do
-	set -- $x
-	rm -f "$T/exp.img"
-	if "$P" export "$STORE" "$1" "$T/exp.img" >"$T/out" 2>&1 &&
-	   [ "$(sha256sum <"$T/exp.img" | cut -d' ' -f1)" = "$2" ]; then
-		ok "$1 exported offline equals what the guests read"
-	else
-		not_ok "$1's export differs from what the guests read"
-		comment "$T/out"
-	fi
-done
-if in_ns "$P" check "$STORE" >"$T/check.out" 2>&1; then
-	ok "parallax check is clean: $(tail -n 1 "$T/check.out")"
-else
-	not_ok "parallax check"
-	comment "$T/check.out" 20
-fi
+exports_match "va $SHA_VA" "vb $VB_SHA"
+store_clean in_ns
 store_down 1
 store_down 2
 cl_halt 1
