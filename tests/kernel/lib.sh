@@ -142,6 +142,28 @@ kt_boot() {
 	return 1
 }
 
+# blocks_old_or_new IMAGE OFFSET OLD NEW: every 4 KiB block of IMAGE at
+# OFFSET (bytes) over the length of NEW equals the block of OLD or of NEW.
+blocks_old_or_new() {
+	/usr/bin/python3 - "$@" <<'EOF'
+import sys
+img, off, old, new = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+with open(img, "rb") as f:
+    f.seek(off)
+    got = f.read(len(open(new, "rb").read()))
+o, n = open(old, "rb").read(), open(new, "rb").read()
+bad = newc = 0
+for i in range(0, len(n), 4096):
+    g = got[i:i + 4096]
+    if g == n[i:i + 4096]:
+        newc += 1
+    elif g != o[i:i + 4096]:
+        bad += 1
+print("%d of %d blocks new, %d neither old nor new" % (newc, len(n) // 4096, bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+
 finish() {
 	echo "# runtime $(($(date +%s) - KT_START)) s"
 	echo "1..$N"
