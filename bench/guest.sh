@@ -686,32 +686,13 @@ burst_teardown() {
 	rm -f "$PARALLAX_RUN_DIR"/*
 }
 
-# Pending records of every writer's log, summed (status field 16).
-burst_pending() {
+# burst_sum FIELD: a status field summed over every writer (14: log
+# blocks used, 16: records pending, 17: drain rate).
+burst_sum() {
 	local i sum=0 v
 
 	for i in $(seq 0 $((BURST_WRITERS - 1))); do
-		v=$(plx_status "w$i" 16)
-		sum=$((sum + v))
-	done
-	echo "$sum"
-}
-
-burst_used_blocks() {
-	local i sum=0 v
-
-	for i in $(seq 0 $((BURST_WRITERS - 1))); do
-		v=$(plx_status "w$i" 14)
-		sum=$((sum + v))
-	done
-	echo "$sum"
-}
-
-burst_drain_rate() {
-	local i sum=0 v
-
-	for i in $(seq 0 $((BURST_WRITERS - 1))); do
-		v=$(plx_status "w$i" 17)
+		v=$(plx_status "w$i" "$1")
 		sum=$((sum + v))
 	done
 	echo "$sum"
@@ -772,11 +753,11 @@ burst_run() { # CONFIG
 	tw=$(now)
 	probe_stop
 	if [ "$cached" = 1 ]; then
-		used=$(burst_used_blocks)
+		used=$(burst_sum 14)
 		probe_start "$dir/probe-drain.json"
 		: >"$dir/drain.txt"
-		while [ "$(burst_pending)" != 0 ]; do
-			echo "$(now) $(burst_used_blocks) $(burst_drain_rate)" >>"$dir/drain.txt"
+		while [ "$(burst_sum 16)" != 0 ]; do
+			echo "$(now) $(burst_sum 14) $(burst_sum 17)" >>"$dir/drain.txt"
 			sleep 0.25
 		done
 		probe_stop
