@@ -87,6 +87,12 @@ static int __init splat_init(void)
 				memset(p, 0x5a, 1000);
 		}
 		break;
+	case 6:
+		/* A splat with a long log after it (see scripts/uml-run). */
+		WARN_ON(1);
+		for (i = 0; i < 2000; i++)
+			pr_info("splat: line %d after the warning\n", i);
+		break;
 	}
 	return 0;
 }
@@ -193,14 +199,20 @@ splat() {
 
 	shift 3
 	uml_run "$name" "$@" --bind "$work" -- insmod "$work/splat.ko" mode="$mode"
-	[ "$(rc_of "$name")" = 125 ] && grep -Eq "$pattern" "$work/$name.err"
-	report $? "$what is caught (125)"
+	if [ "$(rc_of "$name")" = 125 ] && grep -Eq "$pattern" "$work/$name.err"; then
+		report 0 "$what is caught (125)"
+	else
+		report 1 "$what is caught (125)"
+		echo "# uml-run status $(rc_of "$name"), want 125; its stderr ends:"
+		tail -n 30 "$work/$name.err" | sed 's/^/#   /'
+	fi
 }
 splat 1 'WARNING: .*splat' "WARN_ON" "${quick[@]}"
 splat 2 'BUG: KASAN: slab-out-of-bounds' "KASAN out-of-bounds write" "${quick[@]}"
 splat 3 'UBSAN: shift-out-of-bounds' "UBSAN shift overflow" "${quick[@]}"
 splat 4 'possible circular locking dependency' "lockdep lock inversion" "${quick[@]}"
 splat 5 'kmemleak: [1-9][0-9]* new suspected memory leaks' "kmemleak leak" --timeout 120
+splat 6 'WARNING: .*splat' "WARN_ON followed by 2000 lines of log" "${quick[@]}"
 
 # And the same module, doing nothing wrong, passes.
 uml_run nosplat "${quick[@]}" --bind "$work" -- insmod "$work/splat.ko" mode=0

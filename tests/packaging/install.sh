@@ -243,7 +243,7 @@ if [ -n "$ko" ]; then
 else
 	not_ok "module installed: /lib/modules/$kver/updates/**/dm-parallax.ko*"
 fi
-if find /var/lib/dkms/parallax /lib/modules/*/updates -name '*kunit*' 2>/dev/null | grep -q .; then
+if [ -n "$(find /var/lib/dkms/parallax /lib/modules/*/updates -name '*kunit*' 2>/dev/null)" ]; then
 	not_ok "DKMS did not build the KUnit module"
 else
 	ok "DKMS did not build the KUnit module"
@@ -276,9 +276,11 @@ for prog in parallax parallax-lockd parallaxd; do
 		sed 's/^/# /' <<<"$out" | head -5
 	fi
 	# Built with dpkg-buildflags: full RELRO (-z relro -z now), PIE.
-	if readelf -d "/usr/sbin/$prog" | grep -q 'BIND_NOW' &&
-	   readelf -lW "/usr/sbin/$prog" | grep -q GNU_RELRO &&
-	   readelf -h "/usr/sbin/$prog" | grep -q 'DYN'; then
+	# Here-strings, not pipes: under pipefail an early "grep -q" exit
+	# can SIGPIPE the writer and turn a match into a failure.
+	if grep -q 'BIND_NOW' <<<"$(readelf -d "/usr/sbin/$prog")" &&
+	   grep -q GNU_RELRO <<<"$(readelf -lW "/usr/sbin/$prog")" &&
+	   grep -q 'DYN' <<<"$(readelf -h "/usr/sbin/$prog")"; then
 		ok "/usr/sbin/$prog is hardened (PIE, RELRO, BIND_NOW)"
 	else
 		not_ok "/usr/sbin/$prog is hardened (PIE, RELRO, BIND_NOW)"
