@@ -16,6 +16,11 @@ expect "host 1 locks VDI 1 with a cache (type 2 = marked), VDI 2 without" \
 LOCK_VDI OK id=2 gen=1 holder=1 type=0" "$out"
 expect "VDI 1 marked cache-dirty on disk" dirty "$(disk vdi_cache 1)"
 expect "VDI 2 not marked" clean "$(disk vdi_cache 2)"
+expect "parallax list: VDI 1 cache-dirty, VDI 2 in-use" "1 cache-dirty
+2 in-use" "$("$P" list "$STORE" | awk 'NR > 1 { print $1, $NF }')"
+expect "parallax list --json: cache_dirty true, false" "true
+false" "$("$P" list "$STORE" --json | python3 -c 'import json, sys
+for v in json.load(sys.stdin): print(str(v["cache_dirty"]).lower())')"
 expect_match "STATUS shows the mark" \
 	"^vdi 1 holder 1 generation 1 cache dirty name a$" "$(call 1 status)"
 
@@ -125,6 +130,8 @@ expect_match "...reports the fence" "fenced VDI 2 of host 1: generation 4" "$out
 expect "...mark cleared, lock broken, generation bumped" \
 	"holder 0 lock_generation 4 clean" \
 	"$(disk vdi 2 | awk '{print $1, $2, $3, $4}') $(disk vdi_cache 2)"
+expect "...parallax list no longer says cache-dirty" "2 -" \
+	"$("$P" list "$STORE" | awk '$1 == 2 { print $1, $NF }')"
 out=$(call 2 lock_vdi 2)
 expect "host 2 may now take VDI 2" "LOCK_VDI OK id=2 gen=5 holder=2 type=0" "$out"
 grep -q "discarded the undrained local cache of VDI 2 on host 1" "$T/lockd.log"

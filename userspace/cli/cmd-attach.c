@@ -214,7 +214,7 @@ static bool rw_attached_here(dev_t rdev, u64 vdi, char *who, size_t len);
  */
 static int claim(const char *dev, dev_t rdev, const char *vdi_arg, u32 host,
 		 unsigned int nr_data, unsigned int nr_meta, bool read_only,
-		 struct attach_state *st, u64 *size)
+		 bool cached, struct attach_state *st, u64 *size)
 {
 	char who[DM_NAME_LEN];
 	struct plx_vdi_record *v;
@@ -246,6 +246,12 @@ static int claim(const char *dev, dev_t rdev, const char *vdi_arg, u32 host,
 	if (holder == host && rw_attached_here(rdev, st->vdi, who, sizeof(who))) {
 		cli_err(EXIT_STORE, "VDI %llu is already attached read-write on this host as %s",
 			(unsigned long long)st->vdi, who);
+		goto out;
+	}
+	/* The kernel refuses it too, but only with EBUSY. */
+	if (plx_vdi_cache_dirty(v) && !cached) {
+		cli_err(EXIT_STORE, "VDI %llu is cache-dirty: a local cache log may hold writes the store lacks; attach it with --local-cache LOG, the log that holds them",
+			(unsigned long long)st->vdi);
 		goto out;
 	}
 	if (plx_store_sane(s)) {
@@ -670,7 +676,7 @@ int cmd_attach(int argc, char **argv)
 		return cli_err(EXIT_USAGE, "at most %d extents in all",
 			       PLX_MAX_ATTACH_EXTENTS);
 	ret = claim(st.dev, sb.st_rdev, argv[optind + 1], st.host, nr_data, nr_meta,
-		    st.read_only, &st, &size);
+		    st.read_only, cache, &st, &size);
 	if (ret)
 		return ret;
 

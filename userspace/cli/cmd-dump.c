@@ -92,6 +92,8 @@ static void dump_vdi(const struct plx_vdi_record *v)
 	printf("  generation %llu holder %u lock_generation %llu ctime_ns %llu\n",
 	       U(le64_to_cpu(v->generation)), le32_to_cpu(v->holder),
 	       U(le64_to_cpu(v->lock_generation)), U(le64_to_cpu(v->ctime_ns)));
+	printf("  lock_flags %#x%s\n", v->lock_flags,
+	       plx_vdi_cache_dirty(v) ? " (cache-dirty)" : "");
 }
 
 static void dump_snaplog(const struct plx_snaplog_block *l)

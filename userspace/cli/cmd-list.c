@@ -38,6 +38,19 @@ static int parse_flags(int argc, char **argv, bool *json, bool *all,
 	return -1;
 }
 
+/*
+ * A cache-dirty VDI is the one state an administrator must act on: no
+ * other host can take it until its holder drains the log.
+ */
+static const char *list_state(const struct plx_vdi_record *v, bool live)
+{
+	if (!live)
+		return "deleted";
+	if (plx_vdi_cache_dirty(v))
+		return "cache-dirty";
+	return v->holder ? "in-use" : "-";
+}
+
 int cmd_list(int argc, char **argv)
 {
 	bool json = false, all = false, first = true;
@@ -108,10 +121,11 @@ int cmd_list(int argc, char **argv)
 				plx_json_str(stdout, parent);
 			else
 				printf("null");
-			printf(", \"deleted\": %s, \"holder\": %u, \"generation\": %llu}",
+			printf(", \"deleted\": %s, \"holder\": %u, \"generation\": %llu, \"cache_dirty\": %s}",
 			       live ? "false" : "true",
 			       le32_to_cpu(v->holder),
-			       (unsigned long long)le64_to_cpu(v->generation));
+			       (unsigned long long)le64_to_cpu(v->generation),
+			       plx_vdi_cache_dirty(v) ? "true" : "false");
 		} else {
 			char sn[24];
 
@@ -123,8 +137,7 @@ int cmd_list(int argc, char **argv)
 			       (unsigned long long)id, name,
 			       plx_human_size(le64_to_cpu(v->size), hs,
 					      sizeof(hs)),
-			       sn, parent, live ? (v->holder ? "in-use" : "-") :
-			       "deleted");
+			       sn, parent, list_state(v, live));
 		}
 		first = false;
 	}
