@@ -653,7 +653,18 @@ new_store "$SR"
 for v in r1 r2 r3; do "$P" create "$SR" $v --size 16M >/dev/null; done
 R1=$("$P" list "$SR" | awk '$2 == "r1" { print $1 }')
 R2=$("$P" list "$SR" | awk '$2 == "r2" { print $1 }')
-export R1 R2
+R3=$("$P" list "$SR" | awk '$2 == "r3" { print $1 }')
+export R1 R2 R3
+# VDI r3 gets the lock manager's cache-dirty mark, as if its holder had
+# died with an undrained log: lock_flags is byte 133 of the record, bits
+# 40..47 of the u64 at 128.
+b3=$("$P" dump "$SR" | awk '$1 == "registry" { split($3, r, "[.][.]"); print r[1] }')
+b3=$((b3 + R3 - 1))
+w=$(python3 "$TOP/tests/cli/plxblk.py" "$SR" "$b3" get 128) &&
+	python3 "$TOP/tests/cli/plxblk.py" "$SR" "$b3" set 128 $((w | 1 << 40)) --reseal
+got=$("$P" list "$SR" | awk -v id="$R3" '$1 == id { print $2, $NF }')
+[ "$got" = "r3 cache-dirty" ] && ok "D: VDI r3 (block $b3) is listed cache-dirty" ||
+	not_ok "D: VDI r3 (block $b3) is listed cache-dirty: got '$got'"
 for l in "$LF" "$LAD" "$T/r1-log.img" "$T/r0-log.img" "$T/r2-log.img"; do
 	rm -f "$l"
 	truncate -s 1M "$l"
@@ -763,7 +774,7 @@ tbl() {
 	local v=$1 id opts
 	shift
 	eval "opts=(\"\${O_$v[@]}\")"
-	[ $v = r1 ] && id=$R1 || id=$R2
+	case $v in r1) id=$R1 ;; r2) id=$R2 ;; *) id=$R3 ;; esac
 	echo "0 $N parallax $R $id $((opts[0] + $#)) ${opts[*]:1} $*"
 }
 # refuse DESC MESSAGE TABLE: creating a device with TABLE fails, and the
@@ -821,6 +832,30 @@ refuse "the same log for VDI $R2 while VDI $R1 uses it" "another VDI" \
 refuse "the same log for a second device of VDI $R1 while the first uses it" "in use" \
 	"$(tbl r1 local_cache /dev/ubdh)"
 g_check "remove VDI $R1's table" dmsetup --noudevsync remove t3
+# VDI r3 is cache-dirty: its holder's log may hold writes the store lacks.
+# A table with the log loads; one without it must not, even with a valid
+# claim.  The claim's options come from an attach with the log, whose
+# device is removed without a detach.
+g_check "cache-init /dev/ubdf for VDI $R3" "$P" cache-init /dev/ubdf
+g_check "attach cache-dirty VDI $R3 with its local cache" \
+	"$P" attach $R r3 --local-cache /dev/ubdf
+read -r _ _ _ _ _ n rest <<<"$(dmsetup table r3)"
+dmsetup --noudevsync remove r3
+# Its lock options, without the cache's.
+O_r3=($(echo "$rest" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^local_cache/) i++; else { o = o " " $i; k++ } print k o }'))
+refuse "a writable table without its local cache on cache-dirty VDI $R3" \
+	"is cache-dirty" "$(tbl r3)"
+if "$P" attach $R r3 >"$T/g.out" 2>&1; then
+	g_not_ok "attach without --local-cache on cache-dirty VDI $R3: accepted"
+	"$P" detach r3
+else
+	grep -q "VDI $R3 is cache-dirty.*--local-cache LOG" "$T/g.out" &&
+		g_ok "attach without --local-cache on cache-dirty VDI $R3 fails: $(tail -1 "$T/g.out")" ||
+		g_not_ok "attach without --local-cache on cache-dirty VDI $R3: no reason given: $(tail -1 "$T/g.out")"
+fi
+g_check "no device r3 left behind" sh -c '! dmsetup info r3 >/dev/null 2>&1'
+g_check "a read-only table of cache-dirty VDI $R3 loads" sh -c \
+	"dmsetup --noudevsync create t4 --table '0 $N parallax $R $R3 1 read_only' && dmsetup --noudevsync remove t4"
 GUEST
 
 export PARALLAX_UML_LOG=$T/console-D.log
